@@ -1,0 +1,59 @@
+"""FastAPI dependencies: typed handles on what ``create_app`` put in ``app.state``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from collections.abc import Callable
+from fastapi import Depends, Request
+from sqlalchemy import Connection
+from sqlalchemy import Engine as Database
+
+from app.jobs.engine import Engine
+from app.jobs.service import Catalog
+from app.settings import Settings
+
+T = TypeVar("T")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+class Reader:
+    """Runs a read-only query on a worker thread with a pooled connection."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def __call__(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def run() -> T:
+            with self._database.connect() as conn:
+                return query(conn, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(run)
+
+
+def get_reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+__all__ = ["CatalogDep", "Connection", "EngineDep", "Reader", "ReaderDep", "SettingsDep"]

@@ -1,0 +1,71 @@
+"""Exceptions of the engine and service, translated to HTTP answers.
+
+A 422 looks like FastAPI's own (``detail`` is a list of ``{loc, msg, type}``)
+so clients parse one shape; other errors carry ``detail`` as a sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api.limits import BodyTooLarge, too_large_message
+from app.jobs.engine import JobAlreadyEnded, JobNotFound
+from app.jobs.service import SubmissionError
+from app.jobs.store import UnknownDependencies
+from app.jobs.writer import WriterClosed
+
+log = logging.getLogger(__name__)
+
+
+def unprocessable(loc: tuple[str | int, ...], message: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={"detail": [{"loc": list(loc), "msg": message, "type": "value_error"}]},
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SubmissionError)
+    async def _submission(_: Request, exc: SubmissionError) -> JSONResponse:
+        return unprocessable(exc.loc, str(exc))
+
+    @app.exception_handler(UnknownDependencies)
+    async def _unknown_deps(_: Request, exc: UnknownDependencies) -> JSONResponse:
+        return unprocessable(
+            ("body", "depends_on"),
+            f"depends_on names jobs that do not exist: {exc.missing}; check the ids",
+        )
+
+    @app.exception_handler(JobNotFound)
+    async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(JobAlreadyEnded)
+    async def _ended(_: Request, exc: JobAlreadyEnded) -> JSONResponse:
+        return JSONResponse(
+            status_code=409, content={"detail": str(exc), "id": exc.job_id, "state": exc.state}
+        )
+
+    @app.exception_handler(WriterClosed)
+    async def _closing(_: Request, exc: WriterClosed) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "the server is shutting down; retry in a moment"},
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, _: BodyTooLarge) -> JSONResponse:
+        limit: int = request.app.state.settings.max_body_bytes
+        return JSONResponse(status_code=413, content={"detail": too_large_message(limit)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            status_code=500,
+            content={"detail": f"internal error ({type(exc).__name__}); see the server log"},
+        )

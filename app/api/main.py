@@ -1,0 +1,16 @@
+"""Assembles the routers; nothing else lives here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.routes import backends, events, health, jobs, logs
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(jobs.router)
+api_router.include_router(logs.router)
+api_router.include_router(events.router)
+api_router.include_router(backends.router)
+
+root_router = APIRouter()
+root_router.include_router(health.router)

@@ -1,0 +1,82 @@
+"""Job events (state transitions): a page as JSON, or a live SSE stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from app.api.deps import EngineDep, Reader, ReaderDep
+from app.api.sse import SSE_RESPONSE, event_json, stream
+from app.jobs.engine import Engine, JobNotFound
+from app.jobs.states import TERMINAL
+from app.jobs.store import get_job, list_events
+from app.schemas import ErrorBody, EventsPage
+
+router = APIRouter(tags=["events"])
+
+PAGE = 1000
+
+
+@router.get("/events", response_model=EventsPage, responses=SSE_RESPONSE)
+async def all_events(
+    engine: EngineDep,
+    read: ReaderDep,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE)] = PAGE,
+    follow: bool = False,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+) -> Any:
+    """Events of all jobs, oldest first; ``follow=true`` streams them live (SSE)."""
+    after = max(after, last_event_id or 0)
+    if follow:
+        return stream(_live(engine, read, None, after))
+    return {"items": await read(list_events, job_id=None, after_id=after, limit=limit)}
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_model=EventsPage,
+    responses={**SSE_RESPONSE, 404: {"model": ErrorBody}},
+)
+async def job_events(
+    job_id: int,
+    engine: EngineDep,
+    read: ReaderDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE)] = PAGE,
+    follow: bool = False,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+) -> Any:
+    """One job's events; ``follow=true`` streams them until the job has ended."""
+    if await read(get_job, job_id) is None:
+        raise JobNotFound(job_id)
+    after = max(after, last_event_id or 0)
+    if follow:
+        return stream(_live(engine, read, job_id, after))
+    return {"items": await read(list_events, job_id=job_id, after_id=after, limit=limit)}
+
+
+async def _live(
+    engine: Engine, read: Reader, job_id: int | None, after: int
+) -> AsyncIterator[dict[str, Any]]:
+    # Subscribe first, then read the backlog: nothing falls between the two.
+    # A job's stream ends with its terminal event (published after commit).
+    with engine.hub.subscribe(job_id) as live:
+        while True:
+            backlog = await read(list_events, job_id=job_id, after_id=after, limit=PAGE)
+            for row in backlog:
+                after = row["id"]
+                yield {"event": "job", "id": str(after), "data": event_json(row)}
+                if job_id is not None and row["to_state"] in TERMINAL:
+                    return
+            if len(backlog) < PAGE:
+                break
+        async for row in live:
+            if row["id"] <= after:
+                continue
+            after = row["id"]
+            yield {"event": "job", "id": str(after), "data": event_json(row)}
+            if job_id is not None and row["to_state"] in TERMINAL:
+                return

@@ -1,0 +1,18 @@
+"""/healthz: is the server up and its engine running."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.deps import EngineDep
+from app.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(engine: EngineDep) -> dict[str, Any]:
+    return {"status": "ok", "version": version("gantry"), "active_jobs": len(engine.jobs)}

@@ -1,0 +1,96 @@
+"""/jobs: submit, batch, list, show, cancel. Routes translate and delegate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from app.api.deps import CatalogDep, EngineDep, ReaderDep, SettingsDep
+from app.jobs.engine import JobNotFound
+from app.jobs.service import SubmissionError, build_jobs
+from app.jobs.store import JobFilter, get_dependencies, get_job, list_jobs
+from app.schemas import (
+    CancelResult,
+    ErrorBody,
+    JobBatchCreate,
+    JobBatchSubmitted,
+    JobCreate,
+    JobDetail,
+    JobsPage,
+    JobSubmitted,
+    State,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.post("", status_code=201, response_model=JobSubmitted)
+async def submit_job(
+    job: JobCreate, engine: EngineDep, catalog: CatalogDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Submit one command job. Unsupported options are dropped; see ``warnings``."""
+    new = await build_jobs([job], catalog, settings.resolved_data_dir / "work", batch=False)
+    created = await engine.submit(new)
+    row = created.jobs[0]
+    return {**row, "depends_on": created.depends_on.get(row["id"], [])}
+
+
+@router.post("/batch", status_code=201, response_model=JobBatchSubmitted)
+async def submit_batch(
+    batch: JobBatchCreate, engine: EngineDep, catalog: CatalogDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Submit many jobs in one transaction: all are stored, or none.
+
+    Within a batch, ``depends_on`` may name jobs of the batch, and a job whose
+    ``inputs`` include another's ``outputs`` runs after it (gwf's rule).
+    """
+    if len(batch.jobs) > settings.max_batch_jobs:
+        raise SubmissionError(
+            ("body", "jobs"),
+            f"a batch holds at most {settings.max_batch_jobs} jobs: split it",
+        )
+    new = await build_jobs(batch.jobs, catalog, settings.resolved_data_dir / "work", batch=True)
+    created = await engine.submit(new)
+    warnings = [f"job {row['name']}: {w}" for row in created.jobs for w in row["warnings"]]
+    return {"jobs": created.jobs, "warnings": warnings}
+
+
+@router.get("", response_model=JobsPage)
+async def list_jobs_page(
+    read: ReaderDep,
+    state: Annotated[list[State] | None, Query(description="Repeat for several.")] = None,
+    backend: Annotated[str | None, Query(max_length=64)] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Name prefix.")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[int | None, Query(ge=1, description="Keyset cursor: next_before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Jobs, newest first, one page at a time (keyset pagination)."""
+    where = JobFilter(states=tuple(state or ()), backend=backend, name_prefix=name, tag=tag)
+    rows = await read(list_jobs, where, before_id=before, limit=limit)
+    next_before = rows[-1]["id"] if len(rows) == limit else None
+    return {"items": rows, "next_before": next_before}
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+async def show_job(job_id: int, read: ReaderDep) -> dict[str, Any]:
+    row = await read(get_job, job_id)
+    if row is None:
+        raise JobNotFound(job_id)
+    deps = await read(get_dependencies, [job_id])
+    return {**row, "depends_on": deps.get(job_id, [])}
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=CancelResult,
+    status_code=202,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "The job already ended."}},
+)
+async def cancel_job(job_id: int, engine: EngineDep) -> dict[str, Any]:
+    """Cancel a job. Idempotent while it has not ended; an ended job answers 409."""
+    state = await engine.cancel(job_id)
+    return {"id": job_id, "state": state}
+

@@ -1,0 +1,93 @@
+"""/jobs/{id}/logs: read a log from an offset, or follow it as SSE."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import EngineDep, ReaderDep
+from app.api.sse import SSE_RESPONSE, dumps, stream
+from app.jobs.engine import JobNotFound
+from app.jobs.store import get_job
+from app.schemas import ErrorBody, LogChunk
+
+router = APIRouter(prefix="/jobs", tags=["logs"])
+
+MAX_CHUNK = 1024 * 1024
+FOLLOW_INTERVAL = 0.2
+
+
+def _utf8_prefix(data: bytes) -> bytes:
+    """Drop an incomplete UTF-8 sequence at the end (it comes with the next read)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the start of a char
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return data if need <= back else data[:-back]
+    return data
+
+
+def _read(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(offset)
+            return handle.read(limit), size
+    except FileNotFoundError:
+        return b"", 0
+
+
+@router.get(
+    "/{job_id}/logs",
+    response_model=LogChunk,
+    responses={**SSE_RESPONSE, 404: {"model": ErrorBody}},
+)
+async def read_logs(
+    job_id: int,
+    engine: EngineDep,
+    read: ReaderDep,
+    stream_name: Annotated[Literal["stdout", "stderr"], Query(alias="stream")] = "stdout",
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHUNK)] = MAX_CHUNK,
+    attempt: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    follow: bool = False,
+) -> Any:
+    """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends."""
+    job = await read(get_job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    path = engine.log_path(job_id, job["backend"], attempt or job["attempt"], stream_name)
+    if follow:
+        return stream(_follow(engine, job_id, path, offset))
+    data, size = await anyio.to_thread.run_sync(_read, path, offset, limit)
+    text = _utf8_prefix(data) if offset + len(data) < size or engine.is_active(job_id) else data
+    ended = not engine.is_active(job_id)
+    next_offset = offset + len(text)
+    chunk = LogChunk(
+        job_id=job_id, stream=stream_name, offset=offset, next_offset=next_offset, size=size,
+        text=text.decode("utf-8", errors="replace"), complete=ended and next_offset >= size,
+    )
+    return Response(chunk.model_dump_json(), media_type="application/json")
+
+
+async def _follow(
+    engine: EngineDep, job_id: int, path: Path, offset: int
+) -> AsyncIterator[dict[str, Any]]:
+    while True:
+        ended = not engine.is_active(job_id)  # read before the file: no lost tail
+        data, _ = await anyio.to_thread.run_sync(_read, path, offset, MAX_CHUNK)
+        text = data if ended else _utf8_prefix(data)
+        if text:
+            offset += len(text)
+            yield {"event": "log", "id": str(offset),
+                   "data": text.decode("utf-8", errors="replace")}
+            continue
+        if ended:
+            yield {"event": "end", "data": dumps({"job_id": job_id, "offset": offset})}
+            return
+        await anyio.sleep(FOLLOW_INTERVAL)

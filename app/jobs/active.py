@@ -1,0 +1,49 @@
+"""The engine's in-memory picture of one job that has not ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.jobs.states import JobState
+
+
+@dataclass(slots=True, eq=False)
+class ActiveJob:
+    id: int
+    name: str
+    backend: str
+    state: JobState
+    priority: int = 0
+    attempt: int = 0
+    ref: str | None = None
+    spec: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    #: ids of dependencies that have not completed yet
+    waiting_on: set[int] = field(default_factory=set)
+    #: ids of jobs that wait for this one
+    dependents: set[int] = field(default_factory=set)
+    #: the intent is written and ``Backend.submit`` is in flight
+    dispatching: bool = False
+    #: why a cancel was asked for while ``dispatching``
+    cancel_reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.id}.{self.attempt}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} ({self.name})"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ActiveJob:
+        return cls(
+            id=row["id"], name=row["name"], backend=row["backend"],
+            state=JobState(row["state"]), priority=row["priority"], attempt=row["attempt"],
+            ref=row["backend_ref"], spec=row["spec"], options=dict(row["options"] or {}),
+            env=dict(row["env"] or {}), working_dir=row["working_dir"],
+            cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
+        )

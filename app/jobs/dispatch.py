@@ -1,0 +1,99 @@
+"""One dispatcher per backend: hands ready jobs over, highest priority first.
+
+Each backend has its own, so a slow or unreachable scheduler (Slurm timing
+out) never holds up jobs for another backend.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from app.jobs.active import ActiveJob
+from app.jobs.states import JobState
+from app.jobs.store import update_job
+from backends.base import Backend, BackendError
+
+if TYPE_CHECKING:
+    from app.jobs.engine import Engine
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, name: str, backend: Backend) -> None:
+        self.engine = engine
+        self.name = name
+        self.backend = backend
+        self._heap: list[tuple[int, int]] = []
+        self._queued: set[int] = set()
+        self._wake = anyio.Event()
+        limit = int(backend.context.config.get("submit_concurrency", "16"))
+        self._slots = anyio.Semaphore(max(1, limit))
+
+    def push(self, job: ActiveJob) -> None:
+        if job.id not in self._queued:
+            self._queued.add(job.id)
+            heapq.heappush(self._heap, (-job.priority, job.id))
+            self._wake.set()
+
+    def _take(self) -> list[ActiveJob]:
+        taken: list[ActiveJob] = []
+        while self._heap and len(taken) < BATCH:
+            _, job_id = heapq.heappop(self._heap)
+            self._queued.discard(job_id)
+            job = self.engine.jobs.get(job_id)
+            if job is not None and job.state is JobState.QUEUED and not job.dispatching:
+                taken.append(job)
+        return taken
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while batch := self._take():
+                    await self._dispatch(batch, tg)
+
+    async def _dispatch(self, batch: list[ActiveJob], tg: Any) -> None:
+        # Commit the new attempt numbers before any backend sees the jobs:
+        # after a crash, recovery asks the backend about exactly these keys.
+        for job in batch:
+            job.dispatching = True
+            job.attempt += 1
+        intents = [(job.id, job.attempt) for job in batch]
+
+        def write_intents(conn: Any) -> None:
+            for job_id, attempt in intents:
+                update_job(conn, job_id, attempt=attempt)
+
+        try:
+            await self.engine.writer.execute(write_intents)
+        except Exception as exc:
+            log.exception("could not record dispatch of %d jobs", len(batch))
+            for job in batch:
+                job.attempt -= 1
+                self.engine.refused(job, f"gantry could not record the dispatch: {exc}")
+            return
+        for job in batch:
+            await self._slots.acquire()
+            tg.start_soon(self._submit, job)
+
+    async def _submit(self, job: ActiveJob) -> None:
+        try:
+            submission = self.engine.submission(job, self.backend)
+            ref = await self.backend.submit(submission, self.engine.dependency_refs(job))
+        except BackendError as exc:
+            self.engine.refused(job, f"{self.name} refused the job: {exc}")
+        except Exception as exc:
+            log.exception("job %s: backend %s crashed in submit", job.label, self.name)
+            self.engine.refused(job, f"{self.name} failed to submit: {type(exc).__name__}: {exc}")
+        else:
+            self.engine.handed_over(job, ref)
+        finally:
+            self._slots.release()

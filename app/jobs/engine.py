@@ -1,0 +1,414 @@
+"""The engine: decides what runs next and keeps every job's state true.
+
+It knows backends only through ``backends.base`` and knows no HTTP. All its
+state changes happen on the event loop, in memory first, and are written by
+the :class:`~app.jobs.writer.Writer` (one transaction per flush, an event
+row per change). Durability where it matters: the dispatch intent (a new
+attempt number) is committed *before* a backend sees the job, so a crash can
+never make a job run twice unnoticed (see :mod:`app.jobs.recovery`).
+
+Wake-ups are events (a job was created, a job ended, a backend reported),
+never a polling sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from sqlalchemy import Engine as Database
+
+from app.jobs.active import ActiveJob
+from app.jobs.dispatch import Dispatcher
+from app.jobs.events import EventHub
+from app.jobs.states import JobState, can_move
+from app.jobs.store import (
+    Created,
+    NewJob,
+    Transition,
+    apply_transitions,
+    insert_jobs,
+    job_states,
+)
+from app.jobs.writer import Writer
+from backends.base import (
+    Backend,
+    BackendStatus,
+    JobSubmission,
+    LogStream,
+    StatusReport,
+    default_log_path,
+)
+
+log = logging.getLogger(__name__)
+
+#: How many ended jobs the engine remembers (for dependencies submitted later).
+RECENT_FINAL = 100_000
+#: Reports for refs the engine has not learnt yet (submit still in flight).
+EARLY_REPORTS = 10_000
+#: Variables of the server's environment a job inherits; the rest stays out.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ")
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class JobAlreadyEnded(RuntimeError):
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(f"job {job_id} already ended: it is {state}")
+        self.job_id = job_id
+        self.state = state
+
+
+def _ts(epoch: float | None) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else datetime.now(UTC)
+
+
+class Engine:
+    """Schedules jobs onto backends; one instance per server."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        backends: dict[str, Backend],
+        hub: EventHub,
+        data_dir: Path,
+        database: Database,
+    ) -> None:
+        self.writer = writer
+        self.backends = backends
+        self.hub = hub
+        self.data_dir = data_dir
+        self.database = database
+        self.jobs: dict[int, ActiveJob] = {}
+        self.final_states: OrderedDict[int, str] = OrderedDict()
+        self._refs: dict[tuple[str, str], int] = {}
+        self._early: OrderedDict[tuple[str, str], list[StatusReport]] = OrderedDict()
+        self._pending: list[Transition] = []
+        self._flush_wanted = anyio.Event()
+        self._dispatchers: dict[str, Dispatcher] = {}
+        self._tg: TaskGroup | None = None
+        #: backends whose task group died, with the reason
+        self.backend_errors: dict[str, str] = {}
+        self._base_env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+
+    # --- life cycle ----------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        from app.jobs.recovery import recover
+
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._flusher)
+            for name, backend in self.backends.items():
+                dispatcher = Dispatcher(self, name, backend)
+                self._dispatchers[name] = dispatcher
+                await tg.start(self._run_backend, name, backend)
+                tg.start_soon(dispatcher.run)
+            await recover(self)
+            task_status.started()
+            log.info("engine started", extra={"active_jobs": len(self.jobs)})
+
+    async def _run_backend(
+        self, name: str, backend: Backend, *, task_status: TaskStatus[None]
+    ) -> None:
+        """A backend in its own task group; if it dies, the server stays up."""
+        started = False
+
+        async def started_once(*, task_status: TaskStatus[None]) -> None:
+            await backend.run(task_status=task_status)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(started_once)
+                started = True
+                task_status.started()
+        except Exception:
+            log.exception("backend %s stopped with an error", name, extra={"backend": name})
+            self.backend_errors[name] = "its task group crashed; see the server log"
+            if not started:
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await backend.close()
+                except Exception:
+                    log.exception("backend %s failed to close", name)
+
+    # --- submissions -----------------------------------------------------------
+
+    async def submit(self, new_jobs: Sequence[NewJob]) -> Created:
+        """Store jobs in one transaction; the engine takes them on at commit."""
+        return await self.writer.execute(lambda conn: insert_jobs(conn, new_jobs), self._adopt_created)
+
+    def _adopt_created(self, created: Created) -> None:
+        self.hub.publish(created.events)
+        for row in created.jobs:
+            self.jobs[row["id"]] = ActiveJob.from_row(row)
+        doomed: list[tuple[ActiveJob, str]] = []
+        for row in created.jobs:
+            job = self.jobs[row["id"]]
+            for dep_id in created.depends_on.get(job.id, ()):
+                dep = self.jobs.get(dep_id)
+                if dep is not None:
+                    job.waiting_on.add(dep_id)
+                    dep.dependents.add(job.id)
+                    continue
+                state = self.final_states.get(dep_id) or created.dependency_states.get(dep_id)
+                if state != JobState.COMPLETED:
+                    doomed.append((job, f"dependency {dep_id} {state}"))
+        for job, reason in doomed:
+            self.cancel_job(job, reason)
+        for row in created.jobs:
+            job = self.jobs.get(row["id"])
+            if job is not None:
+                self.consider(job)
+
+    # --- scheduling --------------------------------------------------------------
+
+    def consider(self, job: ActiveJob) -> None:
+        """Queue ``job`` for dispatch if nothing holds it back any more."""
+        if job.state is not JobState.QUEUED or job.dispatching or job.ref is not None:
+            return
+        dispatcher = self._dispatchers.get(job.backend)
+        if dispatcher is None:
+            return  # its backend is not available; the job waits with a reason
+        if all(self._dependency_allows(job, self.jobs[d]) for d in job.waiting_on):
+            dispatcher.push(job)
+
+    def _dependency_allows(self, job: ActiveJob, dep: ActiveJob) -> bool:
+        """An unfinished dependency holds a job back unless the backend chains them."""
+        backend = self.backends.get(job.backend)
+        return (
+            backend is not None
+            and backend.supports_dependencies
+            and dep.backend == job.backend
+            and dep.ref is not None
+            and not dep.dispatching
+        )
+
+    def dependency_refs(self, job: ActiveJob) -> list[str]:
+        return sorted(self.jobs[d].ref or "" for d in job.waiting_on if d in self.jobs)
+
+    def submission(self, job: ActiveJob, backend: Backend) -> JobSubmission:
+        env = {
+            **self._base_env,
+            "GANTRY_JOB_ID": str(job.id),
+            "GANTRY_JOB_NAME": job.name,
+            "GANTRY_ATTEMPT": str(job.attempt),
+            **job.env,
+        }
+        return JobSubmission(
+            job_id=job.id, attempt=job.attempt, name=job.name, spec=job.spec or "",
+            options=job.options, env=env,
+            working_dir=Path(job.working_dir) if job.working_dir else self.data_dir / "work",
+            priority=job.priority,
+            stdout_path=backend.logs(job.id, job.attempt, "stdout"),
+            stderr_path=backend.logs(job.id, job.attempt, "stderr"),
+        )
+
+    def handed_over(self, job: ActiveJob, ref: str) -> None:
+        """``Backend.submit`` returned ``ref`` for ``job``."""
+        job.dispatching = False
+        job.ref = ref
+        self.register_ref(job)
+        if job.state is JobState.CANCELLING:
+            self.write(job.id, backend_ref=ref, attempt=job.attempt)
+            self.start_backend_cancel(job)
+        else:
+            self.move(job, JobState.SUBMITTED, f"submitted to {job.backend} as {ref}",
+                      backend_ref=ref, attempt=job.attempt)
+        for report in self._early.pop((job.backend, ref), []):
+            self.on_report(job.backend, ref, report)
+        for dependent_id in job.dependents:
+            dependent = self.jobs.get(dependent_id)
+            if dependent is not None:
+                self.consider(dependent)
+
+    def register_ref(self, job: ActiveJob) -> None:
+        if job.ref is not None:
+            self._refs[(job.backend, job.ref)] = job.id
+
+    def refused(self, job: ActiveJob, reason: str) -> None:
+        """``Backend.submit`` failed: the job fails (or ends cancelled if asked to)."""
+        job.dispatching = False
+        if job.state is JobState.CANCELLING:
+            self.move(job, JobState.CANCELLED, job.cancel_reason, ended_at=_ts(None))
+        else:
+            self.move(job, JobState.FAILED, reason, ended_at=_ts(None))
+
+    # --- reports from backends -----------------------------------------------------
+
+    def reporter(self, backend: str) -> Any:
+        def report(ref: str, status: StatusReport) -> None:
+            self.on_report(backend, ref, status)
+
+        return report
+
+    def on_report(self, backend: str, ref: str, report: StatusReport) -> None:
+        job_id = self._refs.get((backend, ref))
+        job = self.jobs.get(job_id) if job_id is not None else None
+        if job is None:
+            if job_id is None:
+                self._early.setdefault((backend, ref), []).append(report)
+                while len(self._early) > EARLY_REPORTS:
+                    self._early.popitem(last=False)
+            return
+        status = report.status
+        if status is BackendStatus.UNKNOWN:
+            if report.raw:
+                log.warning("job %s: %s reports unknown state %r", job.label, backend, report.raw)
+            return
+        if status is BackendStatus.SUBMITTED:
+            return  # already recorded when submit returned
+        if status is BackendStatus.RUNNING:
+            if job.state in (JobState.QUEUED, JobState.SUBMITTED):
+                self.move(job, JobState.RUNNING, report.reason or f"running on {backend}",
+                          started_at=_ts(report.started_at))
+            return
+        self._ended(job, report)
+
+    def _ended(self, job: ActiveJob, report: StatusReport) -> None:
+        values: dict[str, Any] = {"exit_code": report.exit_code, "ended_at": _ts(report.ended_at)}
+        if report.started_at and job.state is not JobState.RUNNING:
+            values["started_at"] = _ts(report.started_at)
+        if report.status is BackendStatus.COMPLETED:
+            self.move(job, JobState.COMPLETED, report.reason or "exited 0", **values)
+        elif job.state is JobState.CANCELLING:
+            self.move(job, JobState.CANCELLED, job.cancel_reason or report.reason, **values)
+        elif report.status is BackendStatus.CANCELLED:
+            self.move(job, JobState.CANCELLED, report.reason or f"cancelled by {job.backend}",
+                      **values)
+        else:
+            reason = report.reason or (
+                f"exited {report.exit_code}" if report.exit_code is not None else "failed"
+            )
+            self.move(job, JobState.FAILED, reason, **values)
+
+    # --- what the API asks -----------------------------------------------------------
+
+    def log_path(self, job_id: int, backend: str, attempt: int, stream: LogStream) -> Path:
+        """Where one attempt's log is; ended jobs of a removed backend use the default."""
+        instance = self.backends.get(backend)
+        if instance is not None:
+            return instance.logs(job_id, max(attempt, 1), stream)
+        return default_log_path(self.data_dir / "logs", job_id, max(attempt, 1), stream)
+
+    def is_active(self, job_id: int) -> bool:
+        return job_id in self.jobs
+
+    # --- cancellation -------------------------------------------------------------------
+
+    async def cancel(self, job_id: int, reason: str = "cancelled by request") -> str:
+        """Cancel a job; idempotent while it runs. Returns its state now."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            state = self.final_states.get(job_id)
+            if state is None:
+                state = (await anyio.to_thread.run_sync(self._read_state, job_id)).get(job_id)
+            if state is None:
+                raise JobNotFound(job_id)
+            job = self.jobs.get(job_id)  # it may have been created meanwhile
+            if job is None:
+                raise JobAlreadyEnded(job_id, state)
+        self.cancel_job(job, reason)
+        return job.state.value
+
+    def _read_state(self, job_id: int) -> dict[int, str]:
+        with self.database.connect() as conn:
+            return job_states(conn, [job_id])
+
+    def cancel_job(self, job: ActiveJob, reason: str) -> None:
+        if job.state in (JobState.CANCELLING, *(s for s in JobState if s.is_terminal)):
+            return
+        dispatched = job.ref is not None or job.dispatching
+        self.move(job, JobState.CANCELLING, reason)
+        job.cancel_reason = reason
+        if not dispatched:
+            self.move(job, JobState.CANCELLED, reason, ended_at=_ts(None))
+        elif job.ref is not None:
+            self.start_backend_cancel(job)
+        # else: submit is in flight; handed_over() or refused() finishes it
+
+    def start_backend_cancel(self, job: ActiveJob) -> None:
+        backend = self.backends.get(job.backend)
+        if backend is None or job.ref is None or self._tg is None:
+            return
+        ref = job.ref
+
+        async def cancel() -> None:
+            try:
+                await backend.cancel(ref)
+            except Exception as exc:
+                log.warning("job %s: %s could not cancel %s: %s", job.label, job.backend, ref, exc)
+
+        self._tg.start_soon(cancel)
+
+    # --- state changes -------------------------------------------------------------------
+
+    def move(self, job: ActiveJob, to: JobState, message: str | None, **values: Any) -> bool:
+        """Change a job's state in memory and queue its write; False if not allowed."""
+        if not can_move(job.state, to):
+            log.debug("job %s: ignoring %s -> %s", job.label, job.state, to)
+            return False
+        if to.is_terminal or message is not None:
+            values.setdefault("reason", message)
+        self._pending.append(Transition(job.id, job.state.value, to.value, message, values))
+        job.state = to
+        self._flush_wanted.set()
+        if to.is_terminal:
+            self._finished(job)
+        return True
+
+    def write(self, job_id: int, **values: Any) -> None:
+        """Queue a column change that is not a state change (no event)."""
+        self._pending.append(Transition(job_id, None, None, None, values))
+        self._flush_wanted.set()
+
+    def _finished(self, job: ActiveJob) -> None:
+        self.jobs.pop(job.id, None)
+        if job.ref is not None:
+            self._refs.pop((job.backend, job.ref), None)
+        self.final_states[job.id] = job.state.value
+        while len(self.final_states) > RECENT_FINAL:
+            self.final_states.popitem(last=False)
+        for dependent_id in sorted(job.dependents):
+            dependent = self.jobs.get(dependent_id)
+            if dependent is None:
+                continue
+            dependent.waiting_on.discard(job.id)
+            if job.state is JobState.COMPLETED:
+                self.consider(dependent)
+            else:
+                self.cancel_job(dependent, f"dependency {job.label} {job.state.value}")
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted = anyio.Event()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self.flush(batch)
+
+    async def flush(self, batch: list[Transition]) -> None:
+        try:
+            await self.writer.execute(lambda conn: apply_transitions(conn, batch), self.hub.publish)
+        except Exception:
+            log.exception("could not write %d state changes", len(batch))
+
+    async def drain(self) -> None:
+        """Write every pending change now (shutdown, tests)."""
+        batch, self._pending = self._pending, []
+        if batch:
+            await self.flush(batch)

@@ -1,0 +1,246 @@
+"""SQL of the job tables: every function takes a ``Connection`` and is sync.
+
+Writes run inside the :class:`~app.jobs.writer.Writer`'s transactions, reads
+on a worker thread (``anyio.to_thread``); nothing here touches the event
+loop. SQL goes through SQLAlchemy Core with bound parameters only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, func, insert, select, update
+
+from app.jobs.states import ACTIVE, JobState
+from app.models import Job, JobDependency, JobEvent, JobTag, utcnow
+
+job_t: Table = Job.__table__  # type: ignore[attr-defined]
+dep_t: Table = JobDependency.__table__  # type: ignore[attr-defined]
+tag_t: Table = JobTag.__table__  # type: ignore[attr-defined]
+event_t: Table = JobEvent.__table__  # type: ignore[attr-defined]
+
+JobRow = Mapping[str, Any]
+
+
+class UnknownDependencies(LookupError):
+    """Some ``depends_on`` ids name no job."""
+
+    def __init__(self, missing: Sequence[int]) -> None:
+        self.missing = sorted(missing)
+        super().__init__(f"unknown job ids in depends_on: {self.missing}")
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A validated job, ready to insert. ``after_new`` index jobs of the same batch."""
+
+    name: str
+    backend: str
+    kind: str = "command"
+    spec: str | None = None
+    payload: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    priority: int = 0
+    after_ids: list[int] = field(default_factory=list)
+    after_new: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What :func:`insert_jobs` made: rows, their dependencies, and deps' states."""
+
+    jobs: list[dict[str, Any]]
+    depends_on: dict[int, list[int]]
+    dependency_states: dict[int, str]
+    events: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Transition:
+    """One state change of one job, plus columns that change with it.
+
+    ``to_state=None`` changes only columns and writes no event.
+    """
+
+    job_id: int
+    from_state: str | None
+    to_state: str | None
+    message: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)
+
+
+def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> Created:
+    """Insert a batch of jobs with their dependencies, tags and first events."""
+    existing = sorted({i for job in new_jobs for i in job.after_ids})
+    states: dict[int, str] = {}
+    if existing:
+        for chunk in _chunks(existing, 900):
+            rows = conn.execute(select(job_t.c.id, job_t.c.state).where(job_t.c.id.in_(chunk)))
+            states.update({row.id: row.state for row in rows})
+        missing = [i for i in existing if i not in states]
+        if missing:
+            raise UnknownDependencies(missing)
+
+    now = utcnow()
+    params = [
+        {
+            "name": j.name, "kind": j.kind, "backend": j.backend, "spec": j.spec,
+            "payload": j.payload, "options": j.options, "env": j.env,
+            "working_dir": j.working_dir, "inputs": j.inputs, "outputs": j.outputs,
+            "tags": j.tags, "warnings": j.warnings, "priority": j.priority,
+            "state": JobState.QUEUED.value, "reason": None, "backend_ref": None,
+            "exit_code": None, "attempt": 0, "created_at": now, "updated_at": now,
+            "started_at": None, "ended_at": None,
+        }
+        for j in new_jobs
+    ]
+    result = conn.execute(
+        insert(job_t).returning(job_t.c.id, sort_by_parameter_order=True), params
+    )
+    ids = [row.id for row in result]
+    depends_on: dict[int, list[int]] = {}
+    for job_id, job in zip(ids, new_jobs, strict=True):
+        deps = sorted(set(job.after_ids) | {ids[k] for k in job.after_new})
+        if deps:
+            depends_on[job_id] = deps
+    dep_rows = [{"job_id": j, "depends_on_id": d} for j, deps in depends_on.items() for d in deps]
+    if dep_rows:
+        conn.execute(insert(dep_t), dep_rows)
+    tag_rows = [{"tag": t, "job_id": i} for i, j in zip(ids, new_jobs, strict=True) for t in j.tags]
+    if tag_rows:
+        conn.execute(insert(tag_t), tag_rows)
+    events = _insert_events(
+        conn,
+        [Transition(i, None, JobState.QUEUED.value, "submitted to gantry", at=now) for i in ids],
+    )
+    jobs = [{**p, "id": i} for p, i in zip(params, ids, strict=True)]
+    return Created(jobs, depends_on, states, events)
+
+
+def apply_transitions(conn: Connection, transitions: Sequence[Transition]) -> list[dict[str, Any]]:
+    """Write state changes and their events in the caller's transaction."""
+    for t in transitions:
+        values = {"updated_at": t.at, **t.values}
+        if t.to_state is not None:
+            values["state"] = t.to_state
+        conn.execute(update(job_t).where(job_t.c.id == t.job_id).values(**values))
+    return _insert_events(conn, [t for t in transitions if t.to_state is not None])
+
+
+def update_job(conn: Connection, job_id: int, **values: Any) -> None:
+    """Change columns that are not a state (the dispatch intent, say)."""
+    conn.execute(update(job_t).where(job_t.c.id == job_id).values(updated_at=utcnow(), **values))
+
+
+def _insert_events(conn: Connection, transitions: Sequence[Transition]) -> list[dict[str, Any]]:
+    if not transitions:
+        return []
+    rows = [
+        {"job_id": t.job_id, "at": t.at, "from_state": t.from_state, "to_state": t.to_state,
+         "message": t.message}
+        for t in transitions
+    ]
+    result = conn.execute(
+        insert(event_t).returning(event_t.c.id, sort_by_parameter_order=True), rows
+    )
+    return [{**row, "id": r.id} for row, r in zip(rows, result, strict=True)]
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- reads -------------------------------------------------------------------
+
+
+def get_job(conn: Connection, job_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(job_t).where(job_t.c.id == job_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def get_dependencies(conn: Connection, job_ids: Sequence[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for chunk in _chunks(sorted(job_ids), 900):
+        rows = conn.execute(
+            select(dep_t.c.job_id, dep_t.c.depends_on_id)
+            .where(dep_t.c.job_id.in_(chunk))
+            .order_by(dep_t.c.job_id, dep_t.c.depends_on_id)
+        )
+        for row in rows:
+            found.setdefault(row.job_id, []).append(row.depends_on_id)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    states: Sequence[str] = ()
+    backend: str | None = None
+    name_prefix: str | None = None
+    tag: str | None = None
+
+
+def list_jobs(
+    conn: Connection, where: JobFilter, *, before_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Newest first; keyset pagination: pass the last id seen as ``before_id``."""
+    columns = [c for c in job_t.c if c.name not in ("spec", "env", "payload")]
+    query = select(*columns)
+    conditions = []
+    if where.tag is not None:
+        query = query.join(tag_t, and_(tag_t.c.job_id == job_t.c.id, tag_t.c.tag == where.tag))
+    if where.states:
+        conditions.append(job_t.c.state.in_(list(where.states)))
+    if where.backend is not None:
+        conditions.append(job_t.c.backend == where.backend)
+    if where.name_prefix:
+        # A range, not LIKE: uses the (name, id) index and has no wildcards to escape.
+        conditions.append(job_t.c.name >= where.name_prefix)
+        conditions.append(job_t.c.name < where.name_prefix + "\U0010ffff")
+    if before_id is not None:
+        conditions.append(job_t.c.id < before_id)
+    if conditions:
+        query = query.where(*conditions)
+    query = query.order_by(job_t.c.id.desc()).limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def list_events(
+    conn: Connection, *, job_id: int | None, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    query = select(event_t).where(event_t.c.id > after_id)
+    if job_id is not None:
+        query = query.where(event_t.c.job_id == job_id)
+    query = query.order_by(event_t.c.id).limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def load_active(conn: Connection) -> list[dict[str, Any]]:
+    """Every job that has not ended, oldest first (start-up reconciliation)."""
+    states = [s.value for s in ACTIVE]
+    query = select(job_t).where(job_t.c.state.in_(states)).order_by(job_t.c.id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(job_ids)), 900):
+        rows = conn.execute(select(job_t.c.id, job_t.c.state).where(job_t.c.id.in_(chunk)))
+        found.update({row.id: row.state for row in rows})
+    return found
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(job_t.c.state, func.count()).group_by(job_t.c.state))
+    return {row[0]: row[1] for row in rows}
+

@@ -1,0 +1,104 @@
+"""``create_app(settings)``: builds the whole server; nothing exists before.
+
+The lifespan migrates the database, opens one anyio task group and starts
+the writer and the engine in it (the engine starts one task group per
+backend), each with ``tg.start`` so the app serves only once all are ready.
+Shutdown cancels the group: running jobs keep running (their supervisors
+outlive the server) and are re-adopted on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from app import db
+from app.api import errors
+from app.api.deps import Reader
+from app.api.limits import BodyLimit
+from app.api.main import api_router, root_router
+from app.config_store import ConfigStore
+from app.jobs.engine import Engine
+from app.jobs.events import EventHub
+from app.jobs.service import Catalog
+from app.jobs.writer import Writer
+from app.settings import Settings
+from backends.base import Backend, BackendContext
+from backends.registry import BackendEntry, discover
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, backends: dict[str, type[Backend]] | None = None
+) -> FastAPI:
+    """The server. ``backends`` replaces entry-point discovery (tests, embedding)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        data_dir = settings.resolved_data_dir
+        for sub in ("logs", "runs", "work"):
+            (data_dir / sub).mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_database_url
+        await anyio.to_thread.run_sync(db.upgrade, url)
+        database = db.make_engine(url)
+        config = ConfigStore(data_dir / "config.json")
+        installed = discover() if backends is None else {
+            name: BackendEntry(name, f"{cls.__module__}:{cls.__qualname__}", cls, None)
+            for name, cls in backends.items()
+        }
+        wanted = settings.enabled_backends or list(installed)
+        writer = Writer(database)
+        hub = EventHub()
+        running: dict[str, Backend] = {}
+        engine = Engine(writer=writer, backends=running, hub=hub, data_dir=data_dir,
+                        database=database)
+        for name in wanted:
+            entry = installed.get(name)
+            if entry is None or entry.cls is None:
+                log.warning("backend %s is not available: %s", name,
+                            entry.error if entry else "not installed")
+                continue
+            context = BackendContext(name=name, data_dir=data_dir,
+                                     config=config.section(f"backend.{name}"),
+                                     report=engine.reporter(name))
+            try:
+                running[name] = entry.cls(context)
+            except Exception as exc:
+                log.exception("backend %s failed to start", name)
+                installed[name] = BackendEntry(name, entry.value, None, f"failed to start: {exc}")
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.catalog = Catalog(running=running, installed=installed,
+                                    default=settings.default_backend)
+        app.state.reader = Reader(database)
+        app.state.config = config
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(writer.run)
+                await tg.start(engine.run)
+                log.info("gantry is serving", extra={"data_dir": str(data_dir),
+                                                     "backends": sorted(running)})
+                yield
+                await engine.drain()
+                tg.cancel_scope.cancel()
+        finally:
+            database.dispose()
+
+    app = FastAPI(
+        title="gantry",
+        version="0.1.0",
+        summary="Job execution service: command jobs on backends, instrument jobs on drivers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(api_router)
+    app.include_router(root_router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,83 @@
+"""Database tables (SQLModel). alembic owns the schema: change both together.
+
+Timestamps are UTC. ``job.state`` always equals the ``to_state`` of the job's
+newest event: both are written in one transaction by ``app.jobs.store``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_state_id", "state", "id"),
+        Index("ix_job_backend_id", "backend", "id"),
+        Index("ix_job_name_id", "name", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    kind: str = Field(default="command", max_length=16)
+    backend: str = Field(max_length=64)
+    spec: str | None = Field(default=None, sa_column=Column(Text))
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    env: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    working_dir: str | None = Field(default=None, max_length=4096)
+    inputs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outputs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    priority: int = 0
+    state: str = Field(default="queued", max_length=16)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    backend_ref: str | None = Field(default=None, max_length=128)
+    exit_code: int | None = None
+    attempt: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class JobDependency(SQLModel, table=True):
+    """``job_id`` runs only after ``depends_on_id`` completed (afterok)."""
+
+    __tablename__ = "job_dependency"
+    __table_args__ = (Index("ix_job_dependency_depends_on_id", "depends_on_id"),)
+
+    job_id: int = Field(foreign_key="job.id", primary_key=True, ondelete="CASCADE")
+    depends_on_id: int = Field(foreign_key="job.id", primary_key=True, ondelete="CASCADE")
+
+
+class JobTag(SQLModel, table=True):
+    """One row per tag, so the tag filter is an index lookup even at 1M jobs."""
+
+    __tablename__ = "job_tag"
+
+    tag: str = Field(primary_key=True, max_length=64)
+    job_id: int = Field(foreign_key="job.id", primary_key=True, ondelete="CASCADE")
+
+
+class JobEvent(SQLModel, table=True):
+    """One state transition, written in the same transaction as the change."""
+
+    __tablename__ = "job_event"
+    __table_args__ = (Index("ix_job_event_job_id_id", "job_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE")
+    at: datetime = Field(default_factory=utcnow)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str = Field(max_length=16)
+    message: str | None = Field(default=None, sa_column=Column(Text))

@@ -1,0 +1,217 @@
+"""What goes over the wire: request and response models of the REST API.
+
+Validation messages name the field and say how to fix it: they are what a
+user sees in a 422 answer and in the CLI.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+NAME_RULE = "a letter or underscore, then letters, digits, dots or underscores (gwf's rule)"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._]*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SPEC = 1024 * 1024
+MAX_PATH = 4096
+
+
+def _job_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"job name {value!r} is invalid: use {NAME_RULE}")
+    return value
+
+
+def _path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("paths may not contain NUL bytes")
+    if not value.strip():
+        raise ValueError("paths may not be empty")
+    return value
+
+
+JobName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_job_name)]
+PathText = Annotated[str, Field(min_length=1, max_length=MAX_PATH), AfterValidator(_path)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=_TAG.pattern)]
+
+
+class JobCreate(BaseModel):
+    """A command job: a shell script for a backend to run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: JobName = "job"
+    backend: str | None = Field(
+        None, max_length=64, description="Backend to run on; default: the server's default."
+    )
+    spec: str = Field(
+        min_length=1, max_length=MAX_SPEC, description="The shell script the job runs."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Backend options (cores, memory, walltime, ...); unknown ones are dropped "
+        "with a warning.",
+    )
+    depends_on: list[int | JobName] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Job ids this job runs after (afterok); in a batch also names of jobs of "
+        "the same batch.",
+    )
+    inputs: list[PathText] = Field(default_factory=list, max_length=10_000)
+    outputs: list[PathText] = Field(default_factory=list, max_length=10_000)
+    working_dir: PathText | None = Field(
+        None, description="Absolute directory the job starts in; default: <data_dir>/work."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("spec is empty: give the shell script the job should run")
+        if "\x00" in value:
+            raise ValueError("spec contains a NUL byte: give a plain-text shell script")
+        return value
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"working_dir {value!r} is relative: give an absolute path")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 1000:
+            raise ValueError("env has more than 1000 variables")
+        for name, text in value.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"env variable name {name!r} is invalid: use letters, digits and underscores"
+                )
+            if "\x00" in text or len(text) > 128 * 1024:
+                raise ValueError(f"env variable {name} has a NUL byte or is over 128 KiB")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 100:
+            raise ValueError("options has more than 100 entries")
+        for key in value:
+            if not _ENV_NAME.match(key) or len(key) > 64:
+                raise ValueError(f"option name {key!r} is invalid: use letters, digits, underscores")
+        return value
+
+
+class JobBatchCreate(BaseModel):
+    """Many jobs in one transaction (gwf's workflow case): all are stored or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobCreate] = Field(min_length=1)
+
+
+State = Literal["queued", "submitted", "running", "cancelling", "completed", "failed", "cancelled"]
+
+
+class JobPublic(BaseModel):
+    id: int
+    name: str
+    kind: str
+    backend: str
+    state: State
+    reason: str | None
+    priority: int
+    tags: list[str]
+    options: dict[str, Any]
+    inputs: list[str]
+    outputs: list[str]
+    working_dir: str | None
+    exit_code: int | None
+    attempt: int
+    backend_ref: str | None
+    warnings: list[str]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class JobDetail(JobPublic):
+    spec: str | None
+    env: dict[str, str]
+    depends_on: list[int]
+
+
+class JobSubmitted(JobDetail):
+    """The stored job, with warnings about what was dropped from it."""
+
+
+class JobBatchSubmitted(BaseModel):
+    jobs: list[JobPublic]
+    warnings: list[str]
+
+
+class JobsPage(BaseModel):
+    items: list[JobPublic]
+    next_before: int | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page."
+    )
+
+
+class CancelResult(BaseModel):
+    id: int
+    state: State
+
+
+class EventPublic(BaseModel):
+    id: int
+    job_id: int
+    at: datetime
+    from_state: State | None
+    to_state: State
+    message: str | None
+
+
+class EventsPage(BaseModel):
+    items: list[EventPublic]
+
+
+class LogChunk(BaseModel):
+    job_id: int
+    stream: Literal["stdout", "stderr"]
+    offset: int = Field(description="Byte offset where `text` starts.")
+    next_offset: int = Field(description="Pass as `offset` to read on.")
+    size: int = Field(description="Size of the log file now.")
+    text: str
+    complete: bool = Field(description="True once the job has ended and all of it was read.")
+
+
+class BackendInfo(BaseModel):
+    name: str
+    loaded: bool
+    running: bool
+    healthy: bool | None
+    message: str
+    option_defaults: dict[str, Any]
+    supports_dependencies: bool
+    entry_point: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    active_jobs: int
+
+
+class ErrorBody(BaseModel):
+    detail: str

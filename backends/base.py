@@ -1,0 +1,215 @@
+"""The backend contract: the async form of gwf's ``Backend``.
+
+A backend runs *command jobs* (shell scripts) somewhere. gantry's engine talks
+to it only through this module, and a backend imports nothing from ``app``:
+everything it needs arrives in a :class:`BackendContext`.
+
+Life of a backend inside the server::
+
+    backend = BackendClass(context)          # cheap; no I/O
+    await tg.start(backend.run)              # long-lived work (pollers, pools)
+    ref = await backend.submit(job, deps)    # returns at once
+    backend.context.report(ref, StatusReport(...))   # whenever a job moves
+    await backend.cancel(ref)                # idempotent
+    await backend.status([ref, ...])         # bulk, for reconciliation
+    await backend.close()
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+import anyio
+from anyio.abc import TaskStatus
+
+LogStream = Literal["stdout", "stderr"]
+
+
+class BackendStatus(enum.StrEnum):
+    """What a backend knows of one job (gwf's ``TargetStatus``, widened)."""
+
+    UNKNOWN = "unknown"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({BackendStatus.COMPLETED, BackendStatus.FAILED, BackendStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One observation of a job by its backend.
+
+    ``reason`` is a sentence for people ("walltime 00:00:01 exceeded");
+    ``raw`` is the backend's own word for the state (a Slurm state, say), kept
+    so an UNKNOWN mapping can still be explained.
+    """
+
+    status: BackendStatus
+    exit_code: int | None = None
+    reason: str | None = None
+    raw: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmission:
+    """Everything a backend gets to know about a job it must run.
+
+    ``key`` is unique per job attempt (``"<job id>.<attempt>"``) and stable
+    across server restarts; backends use it to find a submission again after
+    a crash (see :meth:`Backend.lookup`).
+    """
+
+    job_id: int
+    attempt: int
+    name: str
+    spec: str
+    options: Mapping[str, Any]
+    working_dir: Path
+    env: Mapping[str, str]
+    priority: int = 0
+    stdout_path: Path = field(default=Path("/dev/null"))
+    stderr_path: Path = field(default=Path("/dev/null"))
+
+    @property
+    def key(self) -> str:
+        return f"{self.job_id}.{self.attempt}"
+
+
+class StatusReporter(Protocol):
+    """How a backend tells the engine that a job moved. Never blocks."""
+
+    def __call__(self, ref: str, report: StatusReport) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What the server hands a backend: its config, where to write, whom to tell.
+
+    ``config`` holds the ``backend.<name>.*`` keys with the prefix removed
+    (``max_cores``, ``account``), as strings, from the config file and the
+    environment.
+    """
+
+    name: str
+    data_dir: Path
+    config: Mapping[str, str]
+    report: StatusReporter
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def config_value(self, key: str, default: str | None = None) -> str | None:
+        return self.config.get(key, default)
+
+
+class BackendError(Exception):
+    """A backend could not do what was asked; the message is for people."""
+
+
+def default_log_path(log_dir: Path, job_id: int, attempt: int, stream: LogStream) -> Path:
+    """``<log_dir>/<job id>.stdout``; later attempts get ``<job id>.<attempt>.stdout``.
+
+    Built from integers only, so a job name can never become a path.
+    """
+    if attempt <= 1:
+        return log_dir / f"{int(job_id)}.{stream}"
+    return log_dir / f"{int(job_id)}.{int(attempt)}.{stream}"
+
+
+class Backend(ABC):
+    """Base class of every backend; subclass it and register an entry point.
+
+    Entry-point group: ``gantry.backends``, e.g.
+    ``mybackend = mypackage.mybackend:MyBackend``.
+    """
+
+    #: Registered name; the entry-point name wins if they differ.
+    name: ClassVar[str] = ""
+    #: Every option the backend supports. ``None`` = supported, no default.
+    #: Options a job gives that are not listed here are dropped with a warning.
+    option_defaults: ClassVar[dict[str, Any]] = {}
+    #: True if :meth:`submit` honours ``dependencies`` itself (Slurm's
+    #: ``afterok``); otherwise the engine submits a job only once every
+    #: dependency has completed and always passes an empty list.
+    supports_dependencies: ClassVar[bool] = False
+
+    def __init__(self, context: BackendContext) -> None:
+        self.context = context
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Long-lived work in the backend's own task group.
+
+        Call ``task_status.started()`` once ready to accept submissions, then
+        run until cancelled. The default has nothing to do.
+        """
+        task_status.started()
+        await anyio.sleep_forever()
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Check option *values* (types, formats, limits) before a job is stored.
+
+        Raise ``ValueError`` naming the option and the fix; return the options
+        normalised. Unknown options never reach this method.
+        """
+        return dict(options)
+
+    @abstractmethod
+    async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
+        """Hand the job over and return the backend's reference at once.
+
+        ``dependencies`` are refs of jobs on this backend that must complete
+        first (only non-empty if :attr:`supports_dependencies`). Raise
+        :class:`BackendError` if the job could not be handed over.
+        """
+
+    @abstractmethod
+    async def cancel(self, ref: str) -> None:
+        """Stop the job. Idempotent: cancelling an ended job is not an error."""
+
+    @abstractmethod
+    async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
+        """Current status of many jobs in one go (one query, not one per job)."""
+
+    async def adopt(self, job: JobSubmission, ref: str) -> None:
+        """Take back a job submitted before a server restart.
+
+        Called at start-up for every job that was handed over and has not
+        ended; the backend resumes watching it (and reports as usual). The
+        default does nothing: backends that poll find it through ``status``.
+        """
+
+    async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        """Find submissions whose ref was never recorded (a crash mid-submit).
+
+        Map each ``JobSubmission.key`` the backend knows to its ref; a key
+        missing from the answer was never handed over and will be submitted
+        again. The default knows none.
+        """
+        return {}
+
+    def logs(self, job_id: int, attempt: int, stream: LogStream) -> Path:
+        """Where the log of one attempt lives (override if stored elsewhere)."""
+        return default_log_path(self.context.log_dir, job_id, attempt, stream)
+
+    async def health(self) -> tuple[bool, str]:
+        """Whether the backend can take jobs now, with a sentence why (not)."""
+        return True, "ok"
+
+    async def close(self) -> None:
+        """Release resources; called once, when the server stops."""
