@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +17,20 @@ from app.settings import Settings
 from tests.fakes import ChainingFakeBackend, FakeBackend
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    # Every coroutine test runs under anyio's plugin, which runs async fixtures
+    # in the test's own task: a fixture may then hold a task group (the app's
+    # lifespan) across the test, which pytest-asyncio cannot do.
+    if name.startswith("test") and inspect.iscoroutinefunction(obj):
+        pytest.mark.anyio(obj)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 def need(available: bool, how: str) -> None:

@@ -74,6 +74,9 @@ class FakeBackend(Backend):
             self._set(ref, StatusReport(BackendStatus.CANCELLED, exit_code=143,
                                         ended_at=time.time()))
 
+    async def close(self) -> None:
+        self._send.close()
+
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
         return {r: self.reports.get(r, StatusReport(BackendStatus.UNKNOWN)) for r in refs}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.api.limits import BodyTooLarge, too_large_message
@@ -27,7 +29,20 @@ def unprocessable(loc: tuple[str | int, ...], message: str) -> JSONResponse:
     )
 
 
+def _clean(error: dict[str, object]) -> dict[str, object]:
+    """FastAPI's 422 item without pydantic's "Value error, " prefix and ``ctx``."""
+    message = str(error.get("msg", ""))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return {"loc": error.get("loc", []), "msg": message, "type": error.get("type", "value_error")}
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        items = [_clean(e) for e in exc.errors()]
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": items}))
+
     @app.exception_handler(SubmissionError)
     async def _submission(_: Request, exc: SubmissionError) -> JSONResponse:
         return unprocessable(exc.loc, str(exc))

@@ -92,7 +92,8 @@ class Engine:
         self.data_dir = data_dir
         self.database = database
         self.jobs: dict[int, ActiveJob] = {}
-        self.final_states: OrderedDict[int, str] = OrderedDict()
+        #: id -> (state, name) of recently ended jobs
+        self.final_states: OrderedDict[int, tuple[str, str]] = OrderedDict()
         self._refs: dict[tuple[str, str], int] = {}
         self._early: OrderedDict[tuple[str, str], list[StatusReport]] = OrderedDict()
         self._pending: list[Transition] = []
@@ -165,9 +166,11 @@ class Engine:
                     job.waiting_on.add(dep_id)
                     dep.dependents.add(job.id)
                     continue
-                state = self.final_states.get(dep_id) or created.dependency_states.get(dep_id)
+                state, name = (
+                    self.final_states.get(dep_id) or created.dependency_states[dep_id]
+                )
                 if state != JobState.COMPLETED:
-                    doomed.append((job, f"dependency {dep_id} {state}"))
+                    doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
         for job, reason in doomed:
             self.cancel_job(job, reason)
         for row in created.jobs:
@@ -314,18 +317,18 @@ class Engine:
         """Cancel a job; idempotent while it runs. Returns its state now."""
         job = self.jobs.get(job_id)
         if job is None:
-            state = self.final_states.get(job_id)
-            if state is None:
-                state = (await anyio.to_thread.run_sync(self._read_state, job_id)).get(job_id)
-            if state is None:
+            known = self.final_states.get(job_id)
+            if known is None:
+                known = (await anyio.to_thread.run_sync(self._read_state, job_id)).get(job_id)
+            if known is None:
                 raise JobNotFound(job_id)
             job = self.jobs.get(job_id)  # it may have been created meanwhile
             if job is None:
-                raise JobAlreadyEnded(job_id, state)
+                raise JobAlreadyEnded(job_id, known[0])
         self.cancel_job(job, reason)
         return job.state.value
 
-    def _read_state(self, job_id: int) -> dict[int, str]:
+    def _read_state(self, job_id: int) -> dict[int, tuple[str, str]]:
         with self.database.connect() as conn:
             return job_states(conn, [job_id])
 
@@ -380,7 +383,7 @@ class Engine:
         self.jobs.pop(job.id, None)
         if job.ref is not None:
             self._refs.pop((job.backend, job.ref), None)
-        self.final_states[job.id] = job.state.value
+        self.final_states[job.id] = (job.state.value, job.name)
         while len(self.final_states) > RECENT_FINAL:
             self.final_states.popitem(last=False)
         for dependent_id in sorted(job.dependents):

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _read(database: Database) -> tuple[list[dict[str, Any]], dict[int, list[int]], dict[int, str]]:
+Rows = list[dict[str, Any]]
+
+
+def _read(database: Database) -> tuple[Rows, dict[int, list[int]], dict[int, tuple[str, str]]]:
     with database.connect() as conn:
         rows = load_active(conn)
         deps = get_dependencies(conn, [row["id"] for row in rows])
@@ -49,8 +52,10 @@ async def recover(engine: Engine) -> None:
             if dep_id in engine.jobs:
                 job.waiting_on.add(dep_id)
                 engine.jobs[dep_id].dependents.add(job_id)
-            elif dep_states.get(dep_id) != JobState.COMPLETED:
-                doomed.append((job, f"dependency {dep_id} {dep_states.get(dep_id)}"))
+            else:
+                state, name = dep_states.get(dep_id, ("missing", "?"))
+                if state != JobState.COMPLETED:
+                    doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
     for job, reason in doomed:
         engine.cancel_job(job, reason)
 

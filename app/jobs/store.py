@@ -60,7 +60,8 @@ class Created:
 
     jobs: list[dict[str, Any]]
     depends_on: dict[int, list[int]]
-    dependency_states: dict[int, str]
+    #: id -> (state, name) of each dependency named by id
+    dependency_states: dict[int, tuple[str, str]]
     events: list[dict[str, Any]]
 
 
@@ -82,11 +83,9 @@ class Transition:
 def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> Created:
     """Insert a batch of jobs with their dependencies, tags and first events."""
     existing = sorted({i for job in new_jobs for i in job.after_ids})
-    states: dict[int, str] = {}
+    states: dict[int, tuple[str, str]] = {}
     if existing:
-        for chunk in _chunks(existing, 900):
-            rows = conn.execute(select(job_t.c.id, job_t.c.state).where(job_t.c.id.in_(chunk)))
-            states.update({row.id: row.state for row in rows})
+        states = job_states(conn, existing)
         missing = [i for i in existing if i not in states]
         if missing:
             raise UnknownDependencies(missing)
@@ -232,11 +231,12 @@ def load_active(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
+def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """id -> (state, name) of the jobs that exist among ``job_ids``."""
+    found: dict[int, tuple[str, str]] = {}
     for chunk in _chunks(sorted(set(job_ids)), 900):
-        rows = conn.execute(select(job_t.c.id, job_t.c.state).where(job_t.c.id.in_(chunk)))
-        found.update({row.id: row.state for row in rows})
+        query = select(job_t.c.id, job_t.c.state, job_t.c.name).where(job_t.c.id.in_(chunk))
+        found.update({row.id: (row.state, row.name) for row in conn.execute(query)})
     return found
 
 

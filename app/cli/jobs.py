@@ -1,0 +1,169 @@
+"""Reading and steering jobs: ``list``/``status``, ``show``, ``events``, ``cancel``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from app.cli import render, wait
+from app.cli.client import GantryClient, Runtime
+from app.cli.errors import FAILED, CliError, guarded
+
+Opt = typer.Option
+JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
+EVENTS_PAGE = 1000
+STATES = ("queued", "submitted", "running", "cancelling", "completed", "failed", "cancelled")
+
+
+@guarded
+def list_jobs(
+    ctx: typer.Context,
+    ids: Annotated[list[int] | None, typer.Argument(
+        metavar="[ID]...", help="Show these jobs; without ids, the newest jobs.")] = None,
+    state: Annotated[list[str] | None, Opt("--state", "-s", help=f"One of {', '.join(STATES)}. "
+                                           "Repeatable.")] = None,
+    backend: Annotated[str | None, Opt("--backend", "-b")] = None,
+    name: Annotated[str | None, Opt("--name", "-n", help="Name prefix.")] = None,
+    tag: Annotated[str | None, Opt("--tag", "-t")] = None,
+    limit: Annotated[int, Opt("--limit", "-l", min=1, max=1000)] = 100,
+    before: Annotated[int | None, Opt(metavar="ID", help="Only jobs older than this id "
+                                      "(the next page).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first (`status ID...` shows those jobs)."""
+    runtime: Runtime = ctx.obj
+    with runtime.client() as api:
+        if ids:
+            page: dict[str, Any] = {"items": [api.get(f"/jobs/{i}") for i in ids],
+                                    "next_before": None}
+        else:
+            page = api.get("/jobs", {"state": state, "backend": backend, "name": name,
+                                     "tag": tag, "limit": limit, "before": before})
+    if as_json:
+        render.print_json(page)
+        return
+    if not page["items"]:
+        render.note("no jobs", "dim")
+        return
+    render.out().print(render.jobs_table(page["items"]))
+    if page["next_before"]:
+        render.note(f"more: --before {page['next_before']}", "dim")
+
+
+@guarded
+def show(
+    ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's details: state, spec, options, dependencies, warnings."""
+    runtime: Runtime = ctx.obj
+    with runtime.client() as api:
+        job: dict[str, Any] = api.get(f"/jobs/{job_id}")
+    if as_json:
+        render.print_json(job)
+        return
+    console = render.out()
+    console.print(details(job))
+    if job.get("spec") is not None:
+        console.print(Text("spec:", style="bold"))
+        render.write_raw(job["spec"] if job["spec"].endswith("\n") else job["spec"] + "\n")
+
+
+def details(job: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    state = render.state_text(job["state"])
+    if job.get("exit_code") is not None:
+        state.append(f" (exit code {job['exit_code']})")
+    ref = f" (ref {job['backend_ref']})" if job.get("backend_ref") else ""
+    rows: list[tuple[str, str | Text]] = [
+        ("id", str(job["id"])), ("name", job["name"]), ("state", state),
+        ("reason", job.get("reason") or "-"), ("backend", job["backend"] + ref),
+        ("attempt", str(job.get("attempt", 0))), ("priority", str(job.get("priority", 0))),
+        ("tags", ", ".join(job.get("tags", [])) or "-"),
+        ("depends on", ", ".join(map(str, job.get("depends_on", []))) or "-"),
+        ("options", render.key_values(job.get("options", {}))),
+        ("env", render.key_values(job.get("env", {}))),
+        ("working dir", job.get("working_dir") or "-"),
+        ("inputs", ", ".join(job.get("inputs", [])) or "-"),
+        ("outputs", ", ".join(job.get("outputs", [])) or "-"),
+        ("created", render.local_time(job.get("created_at"))),
+        ("started", render.local_time(job.get("started_at"))),
+        ("ended", render.local_time(job.get("ended_at"))),
+        ("duration", render.duration(job)),
+    ]
+    for key, value in rows:
+        grid.add_row(key, value)
+    for warning in job.get("warnings", []):
+        grid.add_row("warning", Text(warning, style="yellow"))
+    return grid
+
+
+def _event_line(row: dict[str, Any]) -> Text:
+    line = Text(f"{render.local_time(row['at'])}  job {row['job_id']}  ")
+    if row.get("from_state"):
+        line += render.state_text(row["from_state"]) + Text(" → ")
+    line += render.state_text(row["to_state"])
+    if row.get("message"):
+        line += Text(f"  {row['message']}")
+    return line
+
+
+@guarded
+def events(
+    ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")],
+    follow: Annotated[bool, Opt("--follow", "-f", help="Keep printing until the job ends.")]
+    = False,
+    as_json: Annotated[bool, Opt("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """A job's state changes, oldest first."""
+    runtime: Runtime = ctx.obj
+    console = render.out()
+    with runtime.client() as api:
+        rows = wait.job_events(api, job_id) if follow else _all_events(api, job_id)
+        try:
+            for row in rows:
+                if as_json:
+                    render.write_raw(json.dumps(row) + "\n")
+                else:
+                    console.print(_event_line(row))
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def _all_events(api: GantryClient, job_id: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    while True:
+        after = rows[-1]["id"] if rows else 0
+        page = api.get(f"/jobs/{job_id}/events", {"after": after, "limit": EVENTS_PAGE})
+        rows += page["items"]
+        if len(page["items"]) < EVENTS_PAGE:
+            return rows
+
+
+@guarded
+def cancel(
+    ctx: typer.Context,
+    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="Jobs to cancel.")],
+) -> None:
+    """Cancel jobs; prints each one's new state. Exit 1 if any could not be cancelled."""
+    runtime: Runtime = ctx.obj
+    failures = 0
+    with runtime.client() as api:
+        for job_id in ids:
+            try:
+                answer = api.post(f"/jobs/{job_id}/cancel")
+            except CliError as exc:
+                if exc.status not in (404, 409):
+                    raise
+                render.error(exc.message)
+                failures += 1
+                continue
+            render.out().print(Text(f"job {job_id}: ") + render.state_text(answer["state"]))
+    if failures:
+        raise typer.Exit(FAILED)
