@@ -66,7 +66,7 @@ def create_app(
                 continue
             context = BackendContext(name=name, data_dir=data_dir,
                                      config=config.section(f"backend.{name}"),
-                                     report=engine.reporter(name))
+                                     report=engine.reporter(name), wake=engine.waker(name))
             try:
                 running[name] = entry.cls(context)
             except Exception as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -84,6 +84,8 @@ class JobSubmission:
     priority: int = 0
     stdout_path: Path = field(default=Path("/dev/null"))
     stderr_path: Path = field(default=Path("/dev/null"))
+    #: instrument jobs: the sample and method (command jobs: None)
+    payload: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -109,6 +111,8 @@ class BackendContext:
     data_dir: Path
     config: Mapping[str, str]
     report: StatusReporter
+    #: ask the engine to look again at jobs :meth:`Backend.hold` kept back
+    wake: Callable[[], None] = field(default=lambda: None)
 
     @property
     def log_dir(self) -> Path:
@@ -168,6 +172,15 @@ class Backend(ABC):
         normalised. Unknown options never reach this method.
         """
         return dict(options)
+
+    def hold(self, job: JobSubmission) -> str | None:
+        """Why ``job`` cannot be handed over yet, or None if it can.
+
+        A held job stays ``queued`` with this reason (e.g. "waiting for a
+        ready pipeline holding sample S1"); call ``context.wake()`` when
+        something changed that may release it. Must be quick and not block.
+        """
+        return None
 
     @abstractmethod
     async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:

@@ -21,6 +21,7 @@ class ActiveJob:
     options: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    payload: dict[str, Any] | None = None
     #: ids of dependencies that have not completed yet
     waiting_on: set[int] = field(default_factory=set)
     #: ids of jobs that wait for this one
@@ -45,5 +46,6 @@ class ActiveJob:
             state=JobState(row["state"]), priority=row["priority"], attempt=row["attempt"],
             ref=row["backend_ref"], spec=row["spec"], options=dict(row["options"] or {}),
             env=dict(row["env"] or {}), working_dir=row["working_dir"],
+            payload=row.get("payload"),
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
         )

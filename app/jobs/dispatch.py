@@ -32,6 +32,8 @@ class Dispatcher:
         self.backend = backend
         self._heap: list[tuple[int, int]] = []
         self._queued: set[int] = set()
+        #: jobs the backend holds back (``Backend.hold``), by id
+        self._held: dict[int, str] = {}
         self._wake = anyio.Event()
         limit = int(backend.context.config.get("submit_concurrency", "16"))
         self._slots = anyio.Semaphore(max(1, limit))
@@ -42,14 +44,29 @@ class Dispatcher:
             heapq.heappush(self._heap, (-job.priority, job.id))
             self._wake.set()
 
+    def wake(self) -> None:
+        """The backend may take held jobs now: look at them again."""
+        held, self._held = self._held, {}
+        for job_id in held:
+            job = self.engine.jobs.get(job_id)
+            if job is not None:
+                self.push(job)
+
     def _take(self) -> list[ActiveJob]:
         taken: list[ActiveJob] = []
         while self._heap and len(taken) < BATCH:
             _, job_id = heapq.heappop(self._heap)
             self._queued.discard(job_id)
             job = self.engine.jobs.get(job_id)
-            if job is not None and job.state is JobState.QUEUED and not job.dispatching:
+            if job is None or job.state is not JobState.QUEUED or job.dispatching:
+                continue
+            reason = self.backend.hold(self.engine.submission(job, self.backend))
+            if reason is None:
                 taken.append(job)
+                continue
+            if self._held.get(job_id) != reason:
+                self.engine.write(job_id, reason=reason)
+            self._held[job_id] = reason
         return taken
 
     async def run(self) -> None:

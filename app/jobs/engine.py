@@ -219,7 +219,18 @@ class Engine:
             priority=job.priority,
             stdout_path=backend.logs(job.id, job.attempt, "stdout"),
             stderr_path=backend.logs(job.id, job.attempt, "stderr"),
+            payload=job.payload,
         )
+
+    def waker(self, backend: str) -> Any:
+        """``BackendContext.wake`` for one backend (safe before the engine runs)."""
+
+        def wake() -> None:
+            dispatcher = self._dispatchers.get(backend)
+            if dispatcher is not None:
+                dispatcher.wake()
+
+        return wake
 
     def handed_over(self, job: ActiveJob, ref: str) -> None:
         """``Backend.submit`` returned ``ref`` for ``job``."""

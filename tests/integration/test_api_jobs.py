@@ -274,3 +274,27 @@ async def test_backends_lists_options_and_health(client: httpx.AsyncClient) -> N
     assert infos["fake"]["healthy"] is True and infos["chain"]["supports_dependencies"] is True
     health = (await client.get("/healthz")).json()
     assert health["status"] == "ok"
+
+
+async def test_a_backend_can_hold_jobs_queued_with_a_reason_and_release_them(
+    make_client: Callable[..., Any],
+) -> None:
+    from tests.fakes import FakeBackend
+
+    class Gate(FakeBackend):
+        open = False
+
+        def hold(self, job: Any) -> str | None:
+            return None if Gate.open else "waiting for the gate"
+
+    async with make_client({"gate": Gate}, default_backend="gate") as (client, app):
+        job = await submit(client, name="held")
+        with anyio.fail_after(5):
+            while (await client.get(f"{API}/jobs/{job['id']}")).json()["reason"] is None:
+                await anyio.sleep(0.01)
+        held = (await client.get(f"{API}/jobs/{job['id']}")).json()
+        assert held["state"] == "queued" and held["reason"] == "waiting for the gate"
+        assert held["attempt"] == 0
+        Gate.open = True
+        app.state.catalog.running["gate"].context.wake()
+        await wait_state(client, job["id"], "completed")
