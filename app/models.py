@@ -44,6 +44,13 @@ class Job(SQLModel, table=True):
     backend_ref: str | None = Field(default=None, max_length=128)
     exit_code: int | None = None
     attempt: int = 0
+    #: retries allowed after a failed attempt, and the first retry's delay (doubles)
+    max_retries: int = 0
+    retry_delay: float = 10.0
+    #: the dispatch intent of ``attempt`` is written and its ref is not (yet)
+    in_flight: bool = False
+    #: a retry waits until then
+    not_before: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -81,3 +88,27 @@ class JobEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=16)
     to_state: str = Field(max_length=16)
     message: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """``Idempotency-Key`` of a submission: the same key and body return the same job."""
+
+    __tablename__ = "idempotency_key"
+
+    key: str = Field(primary_key=True, max_length=200)
+    body_hash: str = Field(max_length=64)
+    job_id: int = Field(foreign_key="job.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only a hash of its secret is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    secret_hash: str = Field(max_length=64, unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None

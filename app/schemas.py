@@ -70,6 +70,10 @@ class JobCreate(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
+    max_retries: int = Field(0, ge=0, le=20, description="Retries after a failed attempt.")
+    retry_delay: float = Field(
+        10.0, ge=0, le=86_400, description="Seconds before the first retry; doubles each time."
+    )
 
     @field_validator("spec")
     @classmethod
@@ -138,6 +142,7 @@ class JobPublic(BaseModel):
     working_dir: str | None
     exit_code: int | None
     attempt: int
+    max_retries: int
     backend_ref: str | None
     warnings: list[str]
     created_at: datetime

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from app.api.limits import BodyTooLarge, too_large_message
 from app.jobs.engine import JobAlreadyEnded, JobNotFound
 from app.jobs.service import SubmissionError
-from app.jobs.store import UnknownDependencies
+from app.jobs.store import IdempotencyConflict, UnknownDependencies
 from app.jobs.writer import WriterClosed
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ def install(app: FastAPI) -> None:
             ("body", "depends_on"),
             f"depends_on names jobs that do not exist: {exc.missing}; check the ids",
         )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc), "id": exc.job_id})
 
     @app.exception_handler(JobNotFound)
     async def _not_found(_: Request, exc: JobNotFound) -> JSONResponse:

@@ -22,6 +22,12 @@ class ActiveJob:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     payload: dict[str, Any] | None = None
+    max_retries: int = 0
+    retry_delay: float = 10.0
+    #: epoch seconds before which a retry may not be dispatched
+    not_before: float | None = None
+    #: the dispatch intent is committed but the backend's ref is not
+    in_flight: bool = False
     #: ids of dependencies that have not completed yet
     waiting_on: set[int] = field(default_factory=set)
     #: ids of jobs that wait for this one
@@ -46,6 +52,8 @@ class ActiveJob:
             state=JobState(row["state"]), priority=row["priority"], attempt=row["attempt"],
             ref=row["backend_ref"], spec=row["spec"], options=dict(row["options"] or {}),
             env=dict(row["env"] or {}), working_dir=row["working_dir"],
-            payload=row.get("payload"),
+            payload=row.get("payload"), max_retries=row.get("max_retries", 0),
+            retry_delay=row.get("retry_delay", 10.0), in_flight=bool(row.get("in_flight")),
+            not_before=row["not_before"].timestamp() if row.get("not_before") else None,
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
         )

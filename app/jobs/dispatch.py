@@ -82,12 +82,13 @@ class Dispatcher:
         # after a crash, recovery asks the backend about exactly these keys.
         for job in batch:
             job.dispatching = True
+            job.in_flight = True
             job.attempt += 1
         intents = [(job.id, job.attempt) for job in batch]
 
         def write_intents(conn: Any) -> None:
             for job_id, attempt in intents:
-                update_job(conn, job_id, attempt=attempt)
+                update_job(conn, job_id, attempt=attempt, in_flight=True)
 
         try:
             await self.engine.writer.execute(write_intents)
@@ -95,6 +96,7 @@ class Dispatcher:
             log.exception("could not record dispatch of %d jobs", len(batch))
             for job in batch:
                 job.attempt -= 1
+                job.in_flight = False
                 self.engine.refused(job, f"gantry could not record the dispatch: {exc}")
             return
         for job in batch:

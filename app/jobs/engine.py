@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -149,11 +150,17 @@ class Engine:
 
     # --- submissions -----------------------------------------------------------
 
-    async def submit(self, new_jobs: Sequence[NewJob]) -> Created:
+    async def submit(
+        self, new_jobs: Sequence[NewJob], idempotency: tuple[str, str] | None = None
+    ) -> Created:
         """Store jobs in one transaction; the engine takes them on at commit."""
-        return await self.writer.execute(lambda conn: insert_jobs(conn, new_jobs), self._adopt_created)
+        return await self.writer.execute(
+            lambda conn: insert_jobs(conn, new_jobs, idempotency), self._adopt_created
+        )
 
     def _adopt_created(self, created: Created) -> None:
+        if created.replayed:
+            return
         self.hub.publish(created.events)
         for row in created.jobs:
             self.jobs[row["id"]] = ActiveJob.from_row(row)
@@ -184,6 +191,8 @@ class Engine:
         """Queue ``job`` for dispatch if nothing holds it back any more."""
         if job.state is not JobState.QUEUED or job.dispatching or job.ref is not None:
             return
+        if job.not_before is not None and job.not_before > time.time():
+            return  # a retry timer considers it again
         dispatcher = self._dispatchers.get(job.backend)
         if dispatcher is None:
             return  # its backend is not available; the job waits with a reason
@@ -235,14 +244,15 @@ class Engine:
     def handed_over(self, job: ActiveJob, ref: str) -> None:
         """``Backend.submit`` returned ``ref`` for ``job``."""
         job.dispatching = False
+        job.in_flight = False
         job.ref = ref
         self.register_ref(job)
         if job.state is JobState.CANCELLING:
-            self.write(job.id, backend_ref=ref, attempt=job.attempt)
+            self.write(job.id, backend_ref=ref, in_flight=False)
             self.start_backend_cancel(job)
         else:
             self.move(job, JobState.SUBMITTED, f"submitted to {job.backend} as {ref}",
-                      backend_ref=ref, attempt=job.attempt)
+                      backend_ref=ref, in_flight=False)
         for report in self._early.pop((job.backend, ref), []):
             self.on_report(job.backend, ref, report)
         for dependent_id in job.dependents:
@@ -257,10 +267,12 @@ class Engine:
     def refused(self, job: ActiveJob, reason: str) -> None:
         """``Backend.submit`` failed: the job fails (or ends cancelled if asked to)."""
         job.dispatching = False
+        job.in_flight = False
         if job.state is JobState.CANCELLING:
-            self.move(job, JobState.CANCELLED, job.cancel_reason, ended_at=_ts(None))
+            self.move(job, JobState.CANCELLED, job.cancel_reason, ended_at=_ts(None),
+                      in_flight=False)
         else:
-            self.move(job, JobState.FAILED, reason, ended_at=_ts(None))
+            self.move(job, JobState.FAILED, reason, ended_at=_ts(None), in_flight=False)
 
     # --- reports from backends -----------------------------------------------------
 
@@ -308,7 +320,36 @@ class Engine:
             reason = report.reason or (
                 f"exited {report.exit_code}" if report.exit_code is not None else "failed"
             )
-            self.move(job, JobState.FAILED, reason, **values)
+            if job.attempt <= job.max_retries:
+                self._retry(job, reason, report.exit_code)
+            else:
+                self.move(job, JobState.FAILED, reason, **values)
+
+    def _retry(self, job: ActiveJob, reason: str, exit_code: int | None) -> None:
+        """Queue a failed attempt again after an exponential backoff."""
+        delay = job.retry_delay * 2 ** (job.attempt - 1)
+        message = (f"attempt {job.attempt} failed ({reason}); retry {job.attempt} of "
+                   f"{job.max_retries} in {delay:g} s")
+        if job.ref is not None:
+            self._refs.pop((job.backend, job.ref), None)
+        job.ref = None
+        job.not_before = time.time() + delay
+        self.move(job, JobState.QUEUED, message, backend_ref=None, exit_code=exit_code,
+                  not_before=_ts(job.not_before))
+        self.schedule_retry(job)
+
+    def schedule_retry(self, job: ActiveJob) -> None:
+        if self._tg is None or job.not_before is None:
+            return
+        wait = max(0.0, job.not_before - time.time())
+
+        async def later() -> None:
+            await anyio.sleep(wait)
+            job.not_before = None
+            if self.jobs.get(job.id) is job:
+                self.consider(job)
+
+        self._tg.start_soon(later)
 
     # --- what the API asks -----------------------------------------------------------
 

@@ -70,6 +70,8 @@ async def recover(engine: Engine) -> None:
             continue
         await _recover_backend(engine, name, jobs)
     for job in list(engine.jobs.values()):
+        if job.not_before is not None:
+            engine.schedule_retry(job)
         engine.consider(job)
     await engine.drain()
     if engine.jobs:
@@ -78,7 +80,7 @@ async def recover(engine: Engine) -> None:
 
 async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> None:
     backend = engine.backends[name]
-    in_doubt = [j for j in jobs if j.ref is None and j.attempt > 0]
+    in_doubt = [j for j in jobs if j.ref is None and j.in_flight]
     if in_doubt:
         found = await backend.lookup([j.key for j in in_doubt])
         for job in in_doubt:
@@ -86,16 +88,18 @@ async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> 
             if ref is None:
                 # Never reached the backend: dispatched again below, or,
                 # if a cancel was asked for meanwhile, simply cancelled.
+                job.in_flight = False
                 if job.state is JobState.CANCELLING:
-                    engine.move(job, JobState.CANCELLED, job.cancel_reason)
+                    engine.move(job, JobState.CANCELLED, job.cancel_reason, in_flight=False)
                 continue
             job.ref = ref
+            job.in_flight = False
             engine.register_ref(job)
             if job.state is JobState.QUEUED:
                 engine.move(job, JobState.SUBMITTED, f"found on {name} as {ref} after a restart",
-                            backend_ref=ref)
+                            backend_ref=ref, in_flight=False)
             else:
-                engine.write(job.id, backend_ref=ref)
+                engine.write(job.id, backend_ref=ref, in_flight=False)
 
     dispatched = [j for j in jobs if j.ref is not None and j.id in engine.jobs]
     for job in dispatched:

@@ -101,6 +101,7 @@ async def build_jobs(
             name=req.name, backend=name, spec=req.spec, options=options, env=dict(req.env),
             working_dir=req.working_dir, inputs=list(req.inputs), outputs=list(req.outputs),
             tags=sorted(set(req.tags)), warnings=warnings, priority=req.priority,
+            max_retries=req.max_retries, retry_delay=req.retry_delay,
             after_ids=sorted(set(after_ids)),
         ))
         nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))

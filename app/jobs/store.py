@@ -15,14 +15,26 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, func, insert, select, update
 
 from app.jobs.states import ACTIVE, JobState
-from app.models import Job, JobDependency, JobEvent, JobTag, utcnow
+from app.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag, utcnow
 
 job_t: Table = Job.__table__  # type: ignore[attr-defined]
 dep_t: Table = JobDependency.__table__  # type: ignore[attr-defined]
 tag_t: Table = JobTag.__table__  # type: ignore[attr-defined]
 event_t: Table = JobEvent.__table__  # type: ignore[attr-defined]
+idem_t: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
 JobRow = Mapping[str, Any]
+
+
+class IdempotencyConflict(RuntimeError):
+    """An ``Idempotency-Key`` was used before with a different body."""
+
+    def __init__(self, key: str, job_id: int) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was used for job {job_id} with a different body: "
+            "use a new key for a new job"
+        )
+        self.job_id = job_id
 
 
 class UnknownDependencies(LookupError):
@@ -50,6 +62,8 @@ class NewJob:
     tags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     priority: int = 0
+    max_retries: int = 0
+    retry_delay: float = 10.0
     after_ids: list[int] = field(default_factory=list)
     after_new: list[int] = field(default_factory=list)
 
@@ -63,6 +77,8 @@ class Created:
     #: id -> (state, name) of each dependency named by id
     dependency_states: dict[int, tuple[str, str]]
     events: list[dict[str, Any]]
+    #: the jobs existed already (same Idempotency-Key and body): nothing was made
+    replayed: bool = False
 
 
 @dataclass(slots=True)
@@ -80,8 +96,26 @@ class Transition:
     at: datetime = field(default_factory=utcnow)
 
 
-def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> Created:
-    """Insert a batch of jobs with their dependencies, tags and first events."""
+def insert_jobs(
+    conn: Connection, new_jobs: Sequence[NewJob], idempotency: tuple[str, str] | None = None
+) -> Created:
+    """Insert a batch of jobs with their dependencies, tags and first events.
+
+    ``idempotency`` is ``(key, body hash)``: a key seen before with the same
+    hash returns the job made then; with another hash it is a conflict.
+    """
+    if idempotency is not None:
+        key, body_hash = idempotency
+        seen = conn.execute(
+            select(idem_t.c.body_hash, idem_t.c.job_id).where(idem_t.c.key == key)
+        ).first()
+        if seen is not None:
+            if seen.body_hash != body_hash:
+                raise IdempotencyConflict(key, seen.job_id)
+            job = get_job(conn, seen.job_id)
+            assert job is not None  # the key row cascades with its job
+            deps = get_dependencies(conn, [seen.job_id])
+            return Created([job], deps, {}, [], replayed=True)
     existing = sorted({i for job in new_jobs for i in job.after_ids})
     states: dict[int, tuple[str, str]] = {}
     if existing:
@@ -99,7 +133,8 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> Created:
             "tags": j.tags, "warnings": j.warnings, "priority": j.priority,
             "state": JobState.QUEUED.value, "reason": None, "backend_ref": None,
             "exit_code": None, "attempt": 0, "created_at": now, "updated_at": now,
-            "started_at": None, "ended_at": None,
+            "started_at": None, "ended_at": None, "max_retries": j.max_retries,
+            "retry_delay": j.retry_delay, "in_flight": False, "not_before": None,
         }
         for j in new_jobs
     ]
@@ -122,6 +157,9 @@ def insert_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> Created:
         conn,
         [Transition(i, None, JobState.QUEUED.value, "submitted to gantry", at=now) for i in ids],
     )
+    if idempotency is not None:
+        conn.execute(insert(idem_t).values(key=idempotency[0], body_hash=idempotency[1],
+                                           job_id=ids[0], created_at=now))
     jobs = [{**p, "id": i} for p, i in zip(params, ids, strict=True)]
     return Created(jobs, depends_on, states, events)
 

@@ -298,3 +298,36 @@ async def test_a_backend_can_hold_jobs_queued_with_a_reason_and_release_them(
         Gate.open = True
         app.state.catalog.running["gate"].context.wake()
         await wait_state(client, job["id"], "completed")
+
+
+async def test_failed_attempts_are_retried_with_backoff_and_each_attempt_recorded(
+    make_client: Callable[..., Any],
+) -> None:
+    async with make_client() as (client, app):
+        job = await submit(client, spec="exit 5", max_retries=2, retry_delay=0.05)
+        done = await wait_state(client, job["id"], "failed")
+        assert done["attempt"] == 3 and done["exit_code"] == 5
+        events = (await client.get(f"{API}/jobs/{job['id']}/events")).json()["items"]
+        retries = [e["message"] for e in events if e["to_state"] == "queued"][1:]
+        assert retries == [
+            "attempt 1 failed (exited 5); retry 1 of 2 in 0.05 s",
+            "attempt 2 failed (exited 5); retry 2 of 2 in 0.1 s",
+        ]
+        keys = [s.key for s in app.state.catalog.running["fake"].submitted]
+        assert keys == [f"{job['id']}.1", f"{job['id']}.2", f"{job['id']}.3"]
+        logs = {s.stdout_path.name for s in app.state.catalog.running["fake"].submitted}
+        assert logs == {f"{job['id']}.stdout", f"{job['id']}.2.stdout", f"{job['id']}.3.stdout"}
+
+
+async def test_idempotency_key_replays_the_same_job_and_rejects_another_body(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    first = await client.post(f"{API}/jobs", json={"spec": "true"}, headers=headers)
+    again = await client.post(f"{API}/jobs", json={"spec": "true"}, headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await client.post(f"{API}/jobs", json={"spec": "false"}, headers=headers)
+    assert other.status_code == 409 and "different body" in other.json()["detail"]
+    assert len((await client.get(f"{API}/jobs")).json()["items"]) == 1

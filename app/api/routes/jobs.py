@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from app.api.deps import CatalogDep, EngineDep, ReaderDep, SettingsDep
 from app.jobs.engine import JobNotFound
 from app.jobs.service import SubmissionError, build_jobs
@@ -26,13 +27,37 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
-@router.post("", status_code=201, response_model=JobSubmitted)
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobSubmitted,
+    responses={
+        200: {"model": JobSubmitted, "description": "Replayed: same Idempotency-Key and body."},
+        409: {"model": ErrorBody, "description": "Idempotency-Key reused with another body."},
+    },
+)
 async def submit_job(
-    job: JobCreate, engine: EngineDep, catalog: CatalogDep, settings: SettingsDep
+    job: JobCreate,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> dict[str, Any]:
-    """Submit one command job. Unsupported options are dropped; see ``warnings``."""
+    """Submit one command job. Unsupported options are dropped; see ``warnings``.
+
+    With an ``Idempotency-Key`` header, a retried request (same key, same body)
+    returns the job the first one made instead of making another.
+    """
     new = await build_jobs([job], catalog, settings.resolved_data_dir / "work", batch=False)
-    created = await engine.submit(new)
+    idempotency = None
+    if idempotency_key is not None:
+        digest = hashlib.sha256(job.model_dump_json().encode()).hexdigest()
+        idempotency = (idempotency_key, digest)
+    created = await engine.submit(new, idempotency)
+    if created.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     row = created.jobs[0]
     return {**row, "depends_on": created.depends_on.get(row["id"], [])}
 
