@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import db
 from app.api import errors
+from app.api.auth import TokenCache, is_loopback
 from app.api.deps import Reader
 from app.api.limits import BodyLimit
 from app.api.main import api_router, root_router
@@ -47,6 +49,14 @@ def create_app(
         url = settings.resolved_database_url
         await anyio.to_thread.run_sync(db.upgrade, url)
         database = db.make_engine(url)
+        exposed = not is_loopback(settings.host)
+        tokens = TokenCache(database, always_required=exposed)
+        if exposed and not await tokens.current():
+            database.dispose()
+            raise RuntimeError(
+                f"refusing to listen on {settings.host} without API tokens: create one with "
+                "`gantry token create --scope admin NAME`, or listen on 127.0.0.1"
+            )
         config = ConfigStore(data_dir / "config.json")
         installed = discover() if backends is None else {
             name: BackendEntry(name, f"{cls.__module__}:{cls.__qualname__}", cls, None)
@@ -77,6 +87,7 @@ def create_app(
         app.state.catalog = Catalog(running=running, installed=installed,
                                     default=settings.default_backend)
         app.state.reader = Reader(database)
+        app.state.tokens = tokens
         app.state.config = config
         try:
             async with anyio.create_task_group() as tg:
@@ -100,5 +111,8 @@ def create_app(
     errors.install(app)
     app.include_router(api_router)
     app.include_router(root_router)
+    if settings.cors_origins:  # off unless a site asks for it
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

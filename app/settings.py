@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     default_backend: str = "local"
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch_jobs: int = Field(20_000, ge=1)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty: CORS off."
+    )
     enabled_backends: list[str] | None = Field(
         None, description="Backends to start; default: every one installed."
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.auth import require_for_method
 from app.api.routes import backends, events, health, jobs, logs
 
-api_router = APIRouter(prefix="/api/v1")
+# GET needs the read scope, anything that changes state the submit scope.
+api_router = APIRouter(prefix="/api/v1", dependencies=[require_for_method()])
 api_router.include_router(jobs.router)
 api_router.include_router(logs.router)
 api_router.include_router(events.router)

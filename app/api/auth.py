@@ -1,0 +1,97 @@
+"""Bearer-token checks for the API.
+
+Tokens are required once any exists, and always when the server listens on
+a non-loopback address (``create_app`` refuses to start there without one).
+The server re-reads the active tokens at most every ``REFRESH`` seconds, so a
+token created or revoked with the CLI takes effect within that time.
+Browsers' EventSource cannot set headers: SSE clients may pass
+``?access_token=``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine as Database
+
+from app.tokens import active_hashes, digest
+
+REFRESH = 2.0
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `gantry token create`.")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TokenCache:
+    def __init__(self, database: Database, *, always_required: bool) -> None:
+        self._database = database
+        self._always = always_required
+        self._hashes: dict[str, frozenset[str]] = {}
+        self._loaded_at = float("-inf")
+        self._lock = anyio.Lock()
+
+    def _load(self) -> dict[str, frozenset[str]]:
+        with self._database.connect() as conn:
+            return active_hashes(conn)
+
+    async def current(self) -> dict[str, frozenset[str]]:
+        if time.monotonic() - self._loaded_at > REFRESH:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at > REFRESH:
+                    self._hashes = await anyio.to_thread.run_sync(self._load)
+                    self._loaded_at = time.monotonic()
+        return self._hashes
+
+    async def check(self, token: str | None, scope: str) -> None:
+        hashes = await self.current()
+        if not hashes and not self._always:
+            return  # no token exists: an open, loopback-only server
+        if not token:
+            raise HTTPException(
+                status_code=401,
+                detail="this server requires an API token: pass 'Authorization: Bearer <token>' "
+                "(CLI: set GANTRY_TOKEN); create one with `gantry token create`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scopes = hashes.get(digest(token))
+        if scopes is None:
+            raise HTTPException(
+                status_code=401,
+                detail="the API token is unknown or revoked: create a new one with "
+                "`gantry token create`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if scope not in scopes:
+            raise HTTPException(
+                status_code=403,
+                detail=f"this token lacks the '{scope}' scope: use a token created with "
+                f"--scope {scope}",
+            )
+
+
+def require_for_method(read: str = "read", write: str = "submit") -> object:
+    """``read`` for GET/HEAD, ``write`` for everything else."""
+
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        token = credentials.credentials if credentials else request.query_params.get("access_token")
+        scope = read if request.method in ("GET", "HEAD") else write
+        cache: TokenCache = request.app.state.tokens
+        await cache.check(token, scope)
+
+    return Depends(check)
