@@ -34,7 +34,13 @@ def _path(value: str) -> str:
     return value
 
 
-JobName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_job_name)]
+JobName = Annotated[
+    str,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": _NAME.pattern}),
+    AfterValidator(_job_name),
+]
+EnvName = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": _ENV_NAME.pattern})]
+OptionName = Annotated[str, Field(max_length=64, json_schema_extra={"pattern": _ENV_NAME.pattern})]
 PathText = Annotated[str, Field(min_length=1, max_length=MAX_PATH), AfterValidator(_path)]
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=_TAG.pattern)]
 
@@ -51,7 +57,7 @@ class JobCreate(BaseModel):
     spec: str = Field(
         min_length=1, max_length=MAX_SPEC, description="The shell script the job runs."
     )
-    options: dict[str, Any] = Field(
+    options: dict[OptionName, Any] = Field(
         default_factory=dict,
         description="Backend options (cores, memory, walltime, ...); unknown ones are dropped "
         "with a warning.",
@@ -67,7 +73,9 @@ class JobCreate(BaseModel):
     working_dir: PathText | None = Field(
         None, description="Absolute directory the job starts in; default: <data_dir>/work."
     )
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="Extra environment variables."
+    )
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
     max_retries: int = Field(0, ge=0, le=20, description="Retries after a failed attempt.")

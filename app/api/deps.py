@@ -6,7 +6,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from collections.abc import Callable
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
@@ -51,9 +51,13 @@ def get_reader(request: Request) -> Reader:
     return reader
 
 
+#: SQLite and PostgreSQL integers are 64-bit: larger ids cannot exist.
+MAX_ID = 2**63 - 1
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 
-__all__ = ["CatalogDep", "Connection", "EngineDep", "Reader", "ReaderDep", "SettingsDep"]
+__all__ = ["CatalogDep", "Connection", "EngineDep", "JobId", "Reader", "ReaderDep", "SettingsDep"]

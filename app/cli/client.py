@@ -5,7 +5,9 @@ The transport is injectable so unit tests run against ``httpx.MockTransport``.
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ API = "/api/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # Streams may be quiet for long (the server pings every 15 s): no read timeout.
 STREAM_TIMEOUT = httpx.Timeout(None, connect=5.0)
+
+RETRY_DELAY = 0.5
 
 Params = Mapping[str, str | int | bool | list[str] | None]
 
@@ -57,19 +61,34 @@ class GantryClient:
         self._http.close()
 
     def request(
-        self, method: str, path: str, *, params: Params | None = None, json: Any = None
+        self, method: str, path: str, *, params: Params | None = None, json: Any = None,
+        headers: Mapping[str, str] | None = None, retries: int = 0,
     ) -> Any:
-        """The decoded JSON answer of ``/api/v1<path>``, or a :class:`CliError`."""
+        """The decoded JSON answer of ``/api/v1<path>``, or a :class:`CliError`.
+
+        ``retries``: resend after a connection lost mid-request; only for
+        requests the server dedupes (an ``Idempotency-Key``) or that are safe.
+        """
         with self._transport_errors():
-            response = self._http.request(method, API + path, params=_clean(params), json=json)
+            for attempt in itertools.count():
+                try:
+                    response = self._http.request(method, API + path, params=_clean(params),
+                                                  json=json, headers=headers)
+                    break
+                except httpx.TransportError as exc:
+                    # Refused: no server, nothing sent, no point in waiting for one.
+                    if attempt >= retries or isinstance(exc, httpx.ConnectError):
+                        raise
+                    time.sleep(RETRY_DELAY * (attempt + 1))
         check(response)
         return response.json()
 
     def get(self, path: str, params: Params | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any = None) -> Any:
-        return self.request("POST", path, json=json)
+    def post(self, path: str, json: Any = None, *, headers: Mapping[str, str] | None = None,
+             retries: int = 0) -> Any:
+        return self.request("POST", path, json=json, headers=headers, retries=retries)
 
     def health(self) -> Any:
         with self._transport_errors():
@@ -104,8 +123,8 @@ class GantryClient:
                            ) from None
         except httpx.TransportError as exc:
             raise CliError(
-                f"lost the connection to the gantry server at {self.url} ({exc or type(exc).__name__})",
-                USAGE,
+                f"lost the connection to the gantry server at {self.url} "
+                f"({exc or type(exc).__name__})", USAGE,
             ) from None
 
 
@@ -128,8 +147,8 @@ def check(response: httpx.Response) -> None:
     if not isinstance(detail, str) or not detail:
         text = response.text.strip()[:200]
         detail = f"HTTP {status} {response.reason_phrase}" + (f": {text}" if text else "")
-    if status in (401, 403):
-        detail += " (set GANTRY_TOKEN to a token the server accepts)"
+    if status in (401, 403) and "GANTRY_TOKEN" not in detail:
+        detail += " (the CLI sends the token in GANTRY_TOKEN)"
     raise CliError(detail, USAGE if status == 422 else FAILED, status)
 
 

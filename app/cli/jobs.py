@@ -36,22 +36,31 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first (`status ID...` shows those jobs)."""
     runtime: Runtime = ctx.obj
+    missing = 0
     with runtime.client() as api:
         if ids:
-            page: dict[str, Any] = {"items": [api.get(f"/jobs/{i}") for i in ids],
-                                    "next_before": None}
+            page: dict[str, Any] = {"items": [], "next_before": None}
+            for job_id in ids:
+                try:
+                    page["items"].append(api.get(f"/jobs/{job_id}"))
+                except CliError as exc:
+                    if exc.status != 404:
+                        raise
+                    render.error(exc.message)
+                    missing += 1
         else:
             page = api.get("/jobs", {"state": state, "backend": backend, "name": name,
                                      "tag": tag, "limit": limit, "before": before})
     if as_json:
         render.print_json(page)
-        return
-    if not page["items"]:
+    elif page["items"]:
+        render.out().print(render.jobs_table(page["items"]))
+        if page["next_before"]:
+            render.note(f"more: --before {page['next_before']}", "dim")
+    elif not ids:
         render.note("no jobs", "dim")
-        return
-    render.out().print(render.jobs_table(page["items"]))
-    if page["next_before"]:
-        render.note(f"more: --before {page['next_before']}", "dim")
+    if missing:
+        raise typer.Exit(FAILED)
 
 
 @guarded

@@ -7,10 +7,11 @@ import os
 import re
 import shlex
 import sys
+import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -19,6 +20,7 @@ from app.cli.client import Runtime
 from app.cli.errors import FAILED, USAGE, CliError, guarded
 
 WORDS = "gantry.command_words"
+SUBMIT_RETRIES = 2
 _INT = re.compile(r"^[+-]?\d+$")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._]")
 
@@ -30,7 +32,8 @@ class SubmitCommand(TyperCommand):
     a one-word command look alike.
     """
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    # ``ctx`` is click's Context, whose module moved when typer vendored click.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if "--" in args:
             cut = args.index("--")
             ctx.meta[WORDS] = args[cut + 1 :]
@@ -99,7 +102,7 @@ Opt = typer.Option
 def submit(
     ctx: typer.Context,
     script: Annotated[str | None, typer.Argument(
-        metavar="[SCRIPT_FILE | -]",
+        metavar="SCRIPT_FILE|-",
         help="Shell script to run; `-` or piped stdin reads it from stdin. Or give the "
              "command after `--`: gantry submit -- make all.",
     )] = None,
@@ -112,7 +115,8 @@ def submit(
                                             "walltime=01:00:00. Repeatable.")] = None,
     after: Annotated[list[int] | None, Opt("--after", metavar="ID", help="Run after this job "
                                            "completed. Repeatable.")] = None,
-    tag: Annotated[list[str] | None, Opt("--tag", "-t", help="Tag. Repeatable.")] = None,
+    tag: Annotated[list[str] | None, Opt("--tag", "-t", metavar="TAG",
+                                            help="Tag. Repeatable.")] = None,
     priority: Annotated[int, Opt(help="Higher runs first (-1000..1000).")] = 0,
     workdir: Annotated[Path | None, Opt("--workdir", "-C", help="Directory the job starts in "
                                         "(default: the current one).")] = None,
@@ -138,7 +142,9 @@ def submit(
     }
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        job = api.post("/jobs", {k: v for k, v in body.items() if v is not None})
+        # The key lets a submit whose answer was lost be resent without a twin job.
+        job = api.post("/jobs", {k: v for k, v in body.items() if v is not None},
+                       headers={"Idempotency-Key": uuid.uuid4().hex}, retries=SUBMIT_RETRIES)
         for warning in job.get("warnings", []):
             render.warn(f"warning: {warning}")
         if as_json and not wait_:
@@ -205,7 +211,12 @@ def submit_batch(
         if not wait_:
             return
         ended = wait.wait_for_batch(api, answer["jobs"])
-    summary = ", ".join(f"{n} {state}" for state, n in sorted(ended.items()))
-    render.note(f"{sum(ended.values())} jobs ended: {summary}",
-                "green" if set(ended) == {"completed"} else "red")
-    raise typer.Exit(0 if set(ended) == {"completed"} else FAILED)
+    names = {job["id"]: job["name"] for job in answer["jobs"]}
+    unsuccessful = [f"{i} {names[i]} ({state})" for i, state in sorted(ended.items())
+                    if state != "completed"]
+    all_done = not unsuccessful
+    render.note(f"{len(ended)} jobs ended: {wait.summary(Counter(ended.values()))}",
+                "green" if all_done else "red")
+    if unsuccessful:
+        render.note("not completed: " + ", ".join(unsuccessful), "red")
+    raise typer.Exit(0 if all_done else FAILED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -37,10 +37,10 @@ def wait_for_job(api: GantryClient, job_id: int) -> dict[str, Any]:
             for row in job_events(api, job_id):
                 state = row["to_state"]
                 status.update(f"job {job_id}: {state}")
-                if not console.is_terminal:  # no spinner in a pipe: one line per change
-                    render.note(f"job {job_id}: {state}")
                 if state in render.TERMINAL:
                     break
+                if not console.is_terminal:  # no spinner in a pipe: one line per change
+                    render.note(f"job {job_id}: {state}")
     except KeyboardInterrupt:
         _interrupted(f"job {job_id} keeps running: `gantry cancel {job_id}` stops it")
     job: dict[str, Any] = api.get(f"/jobs/{job_id}")
@@ -62,8 +62,8 @@ def report_end(job: dict[str, Any]) -> int:
     return 0 if state == "completed" else FAILED
 
 
-def wait_for_batch(api: GantryClient, jobs: list[dict[str, Any]]) -> Counter[str]:
-    """Follow many jobs with a progress bar; count how they ended.
+def wait_for_batch(api: GantryClient, jobs: list[dict[str, Any]]) -> dict[int, str]:
+    """Follow many jobs with a progress bar; the state each ended in.
 
     All events of the batch come after the first job's creation event (one
     transaction wrote them all), so the all-jobs stream starts there.
@@ -72,19 +72,24 @@ def wait_for_batch(api: GantryClient, jobs: list[dict[str, Any]]) -> Counter[str
     first = min(ids)
     page = api.get(f"/jobs/{first}/events", {"limit": 1})
     after = page["items"][0]["id"] - 1 if page["items"] else 0
-    ended: Counter[str] = Counter()
+    ended: dict[int, str] = {}
+    counts: Counter[str] = Counter()
     pending = set(ids)
+    console = render.err()
     columns = (TextColumn("jobs ended"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.description}"), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=render.err(), transient=True) as progress:
+        # A pipe gets no bar: rich would leave an empty line there.
+        with Progress(*columns, console=console, transient=True,
+                      disable=not console.is_terminal) as progress:
             task = progress.add_task("", total=len(ids))
             with api.stream("/events", {"follow": True, "after": after}) as events:
                 for row in _decoded(events):
                     if row["job_id"] in pending and row["to_state"] in render.TERMINAL:
                         pending.discard(row["job_id"])
-                        ended[row["to_state"]] += 1
-                        progress.update(task, advance=1, description=_summary(ended))
+                        ended[row["job_id"]] = row["to_state"]
+                        counts[row["to_state"]] += 1
+                        progress.update(task, advance=1, description=summary(counts))
                         if not pending:
                             break
     except KeyboardInterrupt:
@@ -94,9 +99,9 @@ def wait_for_batch(api: GantryClient, jobs: list[dict[str, Any]]) -> Counter[str
     return ended
 
 
-def _summary(ended: Counter[str]) -> str:
-    return ", ".join(f"{n} {state}" for state, n in sorted(ended.items()))
+def summary(counts: Counter[str]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
-def _interrupted(message: str) -> None:
+def _interrupted(message: str) -> NoReturn:
     raise CliError(f"stopped waiting: {message}", INTERRUPTED)

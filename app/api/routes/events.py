@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from app.api.deps import EngineDep, Reader, ReaderDep
+from app.api.deps import EngineDep, JobId, Reader, ReaderDep
 from app.api.sse import SSE_RESPONSE, event_json, stream
 from app.jobs.engine import Engine, JobNotFound
 from app.jobs.states import TERMINAL
@@ -41,7 +41,7 @@ async def all_events(
     responses={**SSE_RESPONSE, 404: {"model": ErrorBody}},
 )
 async def job_events(
-    job_id: int,
+    job_id: JobId,
     engine: EngineDep,
     read: ReaderDep,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,

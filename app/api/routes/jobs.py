@@ -6,7 +6,7 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from app.api.deps import CatalogDep, EngineDep, ReaderDep, SettingsDep
+from app.api.deps import MAX_ID, CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
 from app.jobs.engine import JobNotFound
 from app.jobs.service import SubmissionError, build_jobs
 from app.jobs.store import JobFilter, get_dependencies, get_job, list_jobs
@@ -89,7 +89,9 @@ async def list_jobs_page(
     backend: Annotated[str | None, Query(max_length=64)] = None,
     name: Annotated[str | None, Query(max_length=200, description="Name prefix.")] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    before: Annotated[int | None, Query(ge=1, description="Keyset cursor: next_before.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Keyset cursor: next_before.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Jobs, newest first, one page at a time (keyset pagination)."""
@@ -100,7 +102,7 @@ async def list_jobs_page(
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
-async def show_job(job_id: int, read: ReaderDep) -> dict[str, Any]:
+async def show_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:
     row = await read(get_job, job_id)
     if row is None:
         raise JobNotFound(job_id)
@@ -114,7 +116,7 @@ async def show_job(job_id: int, read: ReaderDep) -> dict[str, Any]:
     status_code=202,
     responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "The job already ended."}},
 )
-async def cancel_job(job_id: int, engine: EngineDep) -> dict[str, Any]:
+async def cancel_job(job_id: JobId, engine: EngineDep) -> dict[str, Any]:
     """Cancel a job. Idempotent while it has not ended; an ended job answers 409."""
     state = await engine.cancel(job_id)
     return {"id": job_id, "state": state}

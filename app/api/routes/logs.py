@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import EngineDep, ReaderDep
+from app.api.deps import EngineDep, JobId, ReaderDep
 from app.api.sse import SSE_RESPONSE, dumps, stream
 from app.jobs.engine import JobNotFound
 from app.jobs.store import get_job
@@ -48,7 +48,7 @@ def _read(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
     responses={**SSE_RESPONSE, 404: {"model": ErrorBody}},
 )
 async def read_logs(
-    job_id: int,
+    job_id: JobId,
     engine: EngineDep,
     read: ReaderDep,
     stream_name: Annotated[Literal["stdout", "stderr"], Query(alias="stream")] = "stdout",
@@ -76,7 +76,7 @@ async def read_logs(
 
 
 async def _follow(
-    engine: EngineDep, job_id: int, path: Path, offset: int
+    engine: EngineDep, job_id: JobId, path: Path, offset: int
 ) -> AsyncIterator[dict[str, Any]]:
     while True:
         ended = not engine.is_active(job_id)  # read before the file: no lost tail

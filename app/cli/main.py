@@ -1,0 +1,59 @@
+"""The ``gantry`` command: global options and the table of subcommands."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Annotated
+
+import typer
+
+from app.cli import backends, jobs, logs, serve, submit
+from app.cli.client import DEFAULT_URL, Runtime
+from app.cli.config import config_app
+from app.cli.db import db_app
+
+app = typer.Typer(
+    name="gantry",
+    help="gantry: submit, follow and manage jobs of a gantry server.",
+    no_args_is_help=True,
+    # An unexpected error still shows a traceback, but never local variables (tokens).
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"gantry {version('gantry')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(envvar="GANTRY_URL", show_envvar=True,
+                                     help="The gantry server.")] = DEFAULT_URL,
+    _: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                    help="Print the version and exit.")] = False,
+) -> None:
+    # Tests hand in a Runtime (with a mock transport) as the context's obj.
+    runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()
+    runtime.url = url
+    ctx.obj = runtime
+
+
+app.command("serve")(serve.serve)
+app.command("submit", cls=submit.SubmitCommand)(submit.submit)
+app.command("submit-batch")(submit.submit_batch)
+app.command("list")(jobs.list_jobs)
+app.command("status", help="Alias of `list`; `status ID...` shows those jobs.")(jobs.list_jobs)
+app.command("show")(jobs.show)
+app.command("events")(jobs.events)
+app.command("cancel")(jobs.cancel)
+app.command("logs")(logs.logs)
+app.command("backends")(backends.backends)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+
+def main() -> None:
+    app()
