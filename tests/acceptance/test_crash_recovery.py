@@ -1,0 +1,93 @@
+"""kill -9 the real server while jobs are queued, running and finished; restart
+it: every job ends in exactly one correct terminal state, none runs twice,
+none is lost. Jobs are real local processes under their supervisors."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.acceptance.server import ServerProcess
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path, GANTRY_BACKEND__LOCAL__MAX_CORES="2")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def submit(client: httpx.Client, name: str, script: str, **extra: Any) -> int:
+    response = client.post("/api/v1/jobs", json={"name": name, "spec": script, **extra})
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def wait_all(client: httpx.Client, ids: list[int], timeout: float = 90) -> dict[int, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {i: client.get(f"/api/v1/jobs/{i}").json() for i in ids}
+        if all(j["state"] in TERMINAL for j in jobs.values()):
+            return jobs
+        if time.monotonic() > deadline:
+            pending = {i: j["state"] for i, j in jobs.items() if j["state"] not in TERMINAL}
+            raise AssertionError(f"jobs not ended after {timeout} s: {pending}")
+        time.sleep(0.1)
+
+
+def wait_state(client: httpx.Client, job_id: int, state: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get(f"/api/v1/jobs/{job_id}").json()["state"] != state:
+        assert time.monotonic() < deadline, f"job {job_id} never reached {state}"
+        time.sleep(0.05)
+
+
+def test_kill_9_loses_nothing_and_runs_nothing_twice(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    mark = f'echo "$GANTRY_JOB_ID $GANTRY_ATTEMPT" >> {marks}'
+    with server.client() as client:
+        finished = submit(client, "finished", f"{mark}")
+        wait_state(client, finished, "completed")
+        survivor = submit(client, "survivor", f"{mark}; sleep 4")
+        ends_while_down = submit(client, "ends_while_down", f"{mark}; sleep 1; exit 7")
+        wait_state(client, survivor, "running")
+        wait_state(client, ends_while_down, "running")
+        waits_for_cores = submit(client, "waits_for_cores", f"{mark}")
+        dependent = submit(client, "dependent", f"{mark}", depends_on=[survivor])
+        doomed = submit(client, "doomed", f"{mark}", depends_on=[ends_while_down])
+        batch = client.post("/api/v1/jobs/batch", json={"jobs": [
+            {"name": f"burst_{i}", "spec": mark} for i in range(40)
+        ]})
+        assert batch.status_code == 201
+        burst = [j["id"] for j in batch.json()["jobs"]]
+    server.kill()
+    time.sleep(2.5)  # ends_while_down exits 7 while no server runs
+    server.start()
+    everything = [finished, survivor, ends_while_down, waits_for_cores, dependent, doomed, *burst]
+    with server.client() as client:
+        jobs = wait_all(client, everything)
+        expected = {finished: "completed", survivor: "completed", ends_while_down: "failed",
+                    waits_for_cores: "completed", dependent: "completed", doomed: "cancelled"}
+        expected.update({i: "completed" for i in burst})
+        assert {i: j["state"] for i, j in jobs.items()} == expected
+        assert jobs[ends_while_down]["exit_code"] == 7
+        assert "dependency" in jobs[doomed]["reason"]
+        for job_id in everything:
+            events = client.get(f"/api/v1/jobs/{job_id}/events").json()["items"]
+            ends = [e for e in events if e["to_state"] in TERMINAL]
+            assert len(ends) == 1 and ends[0]["to_state"] == jobs[job_id]["state"], events
+    runs = Counter(int(line.split()[0]) for line in marks.read_text().splitlines())
+    ran = {i for i in everything if i != doomed}
+    assert set(runs) == ran, "a job was lost"
+    assert max(runs.values()) == 1, f"ran twice: {[i for i, n in runs.items() if n > 1]}"
