@@ -48,7 +48,9 @@ class ConfigStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"config file {self.path} is unreadable ({exc}); fix or delete it") from exc
+            raise ConfigError(
+                f"config file {self.path} is unreadable ({exc}); fix or delete it"
+            ) from exc
         if not isinstance(data, dict):
             raise ConfigError(f"config file {self.path} must hold a JSON object; fix or delete it")
         return {str(k): str(v) for k, v in data.items()}

@@ -58,25 +58,37 @@ def create_app(
                 "`gantry token create --scope admin NAME`, or listen on 127.0.0.1"
             )
         config = ConfigStore(data_dir / "config.json")
-        installed = discover() if backends is None else {
-            name: BackendEntry(name, f"{cls.__module__}:{cls.__qualname__}", cls, None)
-            for name, cls in backends.items()
-        }
+        installed = (
+            discover()
+            if backends is None
+            else {
+                name: BackendEntry(name, f"{cls.__module__}:{cls.__qualname__}", cls, None)
+                for name, cls in backends.items()
+            }
+        )
         wanted = settings.enabled_backends or list(installed)
         writer = Writer(database)
         hub = EventHub()
         running: dict[str, Backend] = {}
-        engine = Engine(writer=writer, backends=running, hub=hub, data_dir=data_dir,
-                        database=database)
+        engine = Engine(
+            writer=writer, backends=running, hub=hub, data_dir=data_dir, database=database
+        )
         for name in wanted:
             entry = installed.get(name)
             if entry is None or entry.cls is None:
-                log.warning("backend %s is not available: %s", name,
-                            entry.error if entry else "not installed")
+                log.warning(
+                    "backend %s is not available: %s",
+                    name,
+                    entry.error if entry else "not installed",
+                )
                 continue
-            context = BackendContext(name=name, data_dir=data_dir,
-                                     config=config.section(f"backend.{name}"),
-                                     report=engine.reporter(name), wake=engine.waker(name))
+            context = BackendContext(
+                name=name,
+                data_dir=data_dir,
+                config=config.section(f"backend.{name}"),
+                report=engine.reporter(name),
+                wake=engine.waker(name),
+            )
             try:
                 running[name] = entry.cls(context)
             except Exception as exc:
@@ -84,8 +96,9 @@ def create_app(
                 installed[name] = BackendEntry(name, entry.value, None, f"failed to start: {exc}")
         app.state.settings = settings
         app.state.engine = engine
-        app.state.catalog = Catalog(running=running, installed=installed,
-                                    default=settings.default_backend)
+        app.state.catalog = Catalog(
+            running=running, installed=installed, default=settings.default_backend
+        )
         app.state.reader = Reader(database)
         app.state.tokens = tokens
         app.state.config = config
@@ -93,8 +106,10 @@ def create_app(
             async with anyio.create_task_group() as tg:
                 await tg.start(writer.run)
                 await tg.start(engine.run)
-                log.info("gantry is serving", extra={"data_dir": str(data_dir),
-                                                     "backends": sorted(running)})
+                log.info(
+                    "gantry is serving",
+                    extra={"data_dir": str(data_dir), "backends": sorted(running)},
+                )
                 yield
                 await engine.drain()
                 tg.cancel_scope.cancel()
@@ -112,7 +127,11 @@ def create_app(
     app.include_router(api_router)
     app.include_router(root_router)
     if settings.cors_origins:  # off unless a site asks for it
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

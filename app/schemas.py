@@ -120,7 +120,9 @@ class JobCreate(BaseModel):
             raise ValueError("options has more than 100 entries")
         for key in value:
             if not _ENV_NAME.match(key) or len(key) > 64:
-                raise ValueError(f"option name {key!r} is invalid: use letters, digits, underscores")
+                raise ValueError(
+                    f"option name {key!r} is invalid: use letters, digits, underscores"
+                )
         return value
 
 

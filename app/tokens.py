@@ -53,8 +53,9 @@ def create_token(conn: Connection, name: str, scopes: list[str]) -> tuple[int, s
         raise TokenError("a token needs a name of 1 to 100 characters, e.g. 'ci-runner'")
     token = PREFIX + secrets.token_urlsafe(32)
     result = conn.execute(
-        insert(token_t).values(name=name, secret_hash=digest(token), scopes=sorted(set(scopes)),
-                               created_at=utcnow())
+        insert(token_t).values(
+            name=name, secret_hash=digest(token), scopes=sorted(set(scopes)), created_at=utcnow()
+        )
     )
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0]), token
@@ -71,8 +72,10 @@ def revoke_token(conn: Connection, token_id: int) -> bool:
 
 def list_tokens(conn: Connection) -> list[TokenInfo]:
     rows = conn.execute(select(token_t).order_by(token_t.c.id)).mappings()
-    return [TokenInfo(r["id"], r["name"], list(r["scopes"]), r["created_at"], r["revoked_at"])
-            for r in rows]
+    return [
+        TokenInfo(r["id"], r["name"], list(r["scopes"]), r["created_at"], r["revoked_at"])
+        for r in rows
+    ]
 
 
 def active_hashes(conn: Connection) -> dict[str, frozenset[str]]:

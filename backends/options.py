@@ -95,7 +95,9 @@ def parse_cores(value: object) -> int:
     try:
         cores = int(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
-        raise ValueError(f"cores {value!r} is not a number: give a whole number like 1 or 4") from None
+        raise ValueError(
+            f"cores {value!r} is not a number: give a whole number like 1 or 4"
+        ) from None
     if cores < 1 or cores > MAX_CORES:
         raise ValueError(f"cores {value!r} is out of range: give 1 to {MAX_CORES}")
     return cores

@@ -71,8 +71,9 @@ class FakeBackend(Backend):
         self.cancelled.append(ref)
         current = self.reports.get(ref)
         if current is not None and not current.status.is_final:
-            self._set(ref, StatusReport(BackendStatus.CANCELLED, exit_code=143,
-                                        ended_at=time.time()))
+            self._set(
+                ref, StatusReport(BackendStatus.CANCELLED, exit_code=143, ended_at=time.time())
+            )
 
     async def close(self) -> None:
         self._send.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, HTTPException, Request
@@ -82,7 +82,7 @@ class TokenCache:
             )
 
 
-def require_for_method(read: str = "read", write: str = "submit") -> object:
+def require_for_method(read: str = "read", write: str = "submit") -> Any:
     """``read`` for GET/HEAD, ``write`` for everything else."""
 
     async def check(

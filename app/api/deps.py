@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from collections.abc import Callable
 from fastapi import Depends, Path, Request
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database

@@ -12,8 +12,10 @@ class BodyTooLarge(Exception):
 
 
 def too_large_message(limit: int) -> str:
-    return (f"request body is larger than {limit} bytes: send less (split a batch) "
-            "or raise GANTRY_MAX_BODY_BYTES")
+    return (
+        f"request body is larger than {limit} bytes: send less (split a batch) "
+        "or raise GANTRY_MAX_BODY_BYTES"
+    )
 
 
 class BodyLimit:
@@ -62,7 +64,14 @@ class BodyLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": too_large_message(self.max_bytes)}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

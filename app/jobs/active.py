@@ -48,12 +48,21 @@ class ActiveJob:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveJob:
         return cls(
-            id=row["id"], name=row["name"], backend=row["backend"],
-            state=JobState(row["state"]), priority=row["priority"], attempt=row["attempt"],
-            ref=row["backend_ref"], spec=row["spec"], options=dict(row["options"] or {}),
-            env=dict(row["env"] or {}), working_dir=row["working_dir"],
-            payload=row.get("payload"), max_retries=row.get("max_retries", 0),
-            retry_delay=row.get("retry_delay", 10.0), in_flight=bool(row.get("in_flight")),
+            id=row["id"],
+            name=row["name"],
+            backend=row["backend"],
+            state=JobState(row["state"]),
+            priority=row["priority"],
+            attempt=row["attempt"],
+            ref=row["backend_ref"],
+            spec=row["spec"],
+            options=dict(row["options"] or {}),
+            env=dict(row["env"] or {}),
+            working_dir=row["working_dir"],
+            payload=row.get("payload"),
+            max_retries=row.get("max_retries", 0),
+            retry_delay=row.get("retry_delay", 10.0),
+            in_flight=bool(row.get("in_flight")),
             not_before=row["not_before"].timestamp() if row.get("not_before") else None,
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
         )

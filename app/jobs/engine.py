@@ -173,17 +173,15 @@ class Engine:
                     job.waiting_on.add(dep_id)
                     dep.dependents.add(job.id)
                     continue
-                state, name = (
-                    self.final_states.get(dep_id) or created.dependency_states[dep_id]
-                )
+                state, name = self.final_states.get(dep_id) or created.dependency_states[dep_id]
                 if state != JobState.COMPLETED:
                     doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
         for job, reason in doomed:
             self.cancel_job(job, reason)
         for row in created.jobs:
-            job = self.jobs.get(row["id"])
-            if job is not None:
-                self.consider(job)
+            still_queued = self.jobs.get(row["id"])
+            if still_queued is not None:
+                self.consider(still_queued)
 
     # --- scheduling --------------------------------------------------------------
 
@@ -222,8 +220,12 @@ class Engine:
             **job.env,
         }
         return JobSubmission(
-            job_id=job.id, attempt=job.attempt, name=job.name, spec=job.spec or "",
-            options=job.options, env=env,
+            job_id=job.id,
+            attempt=job.attempt,
+            name=job.name,
+            spec=job.spec or "",
+            options=job.options,
+            env=env,
             working_dir=Path(job.working_dir) if job.working_dir else self.data_dir / "work",
             priority=job.priority,
             stdout_path=backend.logs(job.id, job.attempt, "stdout"),
@@ -251,8 +253,13 @@ class Engine:
             self.write(job.id, backend_ref=ref, in_flight=False)
             self.start_backend_cancel(job)
         else:
-            self.move(job, JobState.SUBMITTED, f"submitted to {job.backend} as {ref}",
-                      backend_ref=ref, in_flight=False)
+            self.move(
+                job,
+                JobState.SUBMITTED,
+                f"submitted to {job.backend} as {ref}",
+                backend_ref=ref,
+                in_flight=False,
+            )
         for report in self._early.pop((job.backend, ref), []):
             self.on_report(job.backend, ref, report)
         for dependent_id in job.dependents:
@@ -269,8 +276,9 @@ class Engine:
         job.dispatching = False
         job.in_flight = False
         if job.state is JobState.CANCELLING:
-            self.move(job, JobState.CANCELLED, job.cancel_reason, ended_at=_ts(None),
-                      in_flight=False)
+            self.move(
+                job, JobState.CANCELLED, job.cancel_reason, ended_at=_ts(None), in_flight=False
+            )
         else:
             self.move(job, JobState.FAILED, reason, ended_at=_ts(None), in_flight=False)
 
@@ -300,8 +308,12 @@ class Engine:
             return  # already recorded when submit returned
         if status is BackendStatus.RUNNING:
             if job.state in (JobState.QUEUED, JobState.SUBMITTED):
-                self.move(job, JobState.RUNNING, report.reason or f"running on {backend}",
-                          started_at=_ts(report.started_at))
+                self.move(
+                    job,
+                    JobState.RUNNING,
+                    report.reason or f"running on {backend}",
+                    started_at=_ts(report.started_at),
+                )
             return
         self._ended(job, report)
 
@@ -314,8 +326,9 @@ class Engine:
         elif job.state is JobState.CANCELLING:
             self.move(job, JobState.CANCELLED, job.cancel_reason or report.reason, **values)
         elif report.status is BackendStatus.CANCELLED:
-            self.move(job, JobState.CANCELLED, report.reason or f"cancelled by {job.backend}",
-                      **values)
+            self.move(
+                job, JobState.CANCELLED, report.reason or f"cancelled by {job.backend}", **values
+            )
         else:
             reason = report.reason or (
                 f"exited {report.exit_code}" if report.exit_code is not None else "failed"
@@ -328,14 +341,22 @@ class Engine:
     def _retry(self, job: ActiveJob, reason: str, exit_code: int | None) -> None:
         """Queue a failed attempt again after an exponential backoff."""
         delay = job.retry_delay * 2 ** (job.attempt - 1)
-        message = (f"attempt {job.attempt} failed ({reason}); retry {job.attempt} of "
-                   f"{job.max_retries} in {delay:g} s")
+        message = (
+            f"attempt {job.attempt} failed ({reason}); retry {job.attempt} of "
+            f"{job.max_retries} in {delay:g} s"
+        )
         if job.ref is not None:
             self._refs.pop((job.backend, job.ref), None)
         job.ref = None
         job.not_before = time.time() + delay
-        self.move(job, JobState.QUEUED, message, backend_ref=None, exit_code=exit_code,
-                  not_before=_ts(job.not_before))
+        self.move(
+            job,
+            JobState.QUEUED,
+            message,
+            backend_ref=None,
+            exit_code=exit_code,
+            not_before=_ts(job.not_before),
+        )
         self.schedule_retry(job)
 
     def schedule_retry(self, job: ActiveJob) -> None:

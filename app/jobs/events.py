@@ -21,9 +21,7 @@ BUFFER = 10_000
 
 class EventHub:
     def __init__(self) -> None:
-        self._subscribers: dict[
-            MemoryObjectSendStream[Event], int | None
-        ] = {}
+        self._subscribers: dict[MemoryObjectSendStream[Event], int | None] = {}
 
     @contextmanager
     def subscribe(self, job_id: int | None = None) -> Iterator[MemoryObjectReceiveStream[Event]]:
@@ -56,6 +54,3 @@ class EventHub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
-
-
-

@@ -96,8 +96,13 @@ async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> 
             job.in_flight = False
             engine.register_ref(job)
             if job.state is JobState.QUEUED:
-                engine.move(job, JobState.SUBMITTED, f"found on {name} as {ref} after a restart",
-                            backend_ref=ref, in_flight=False)
+                engine.move(
+                    job,
+                    JobState.SUBMITTED,
+                    f"found on {name} as {ref} after a restart",
+                    backend_ref=ref,
+                    in_flight=False,
+                )
             else:
                 engine.write(job.id, backend_ref=ref, in_flight=False)
 

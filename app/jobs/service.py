@@ -42,8 +42,11 @@ class Catalog:
             return name, backend
         entry = self.installed.get(name)
         if entry is not None and entry.error:
-            raise SubmissionError(loc, f"backend {name!r} failed to load ({entry.error}): fix "
-                                       "its installation or choose another backend")
+            raise SubmissionError(
+                loc,
+                f"backend {name!r} failed to load ({entry.error}): fix "
+                "its installation or choose another backend",
+            )
         available = ", ".join(sorted(self.running)) or "none"
         raise SubmissionError(loc, f"unknown backend {name!r}: choose one of {available}")
 
@@ -87,7 +90,7 @@ async def build_jobs(
         options, warnings = prepare_options(name, backend, req.options, loc)
         working_dir = req.working_dir or str(default_dir)
         if req.working_dir:
-            dirs.setdefault(os.path.normpath(req.working_dir), i)
+            dirs.setdefault(os.path.normpath(req.working_dir), i)  # noqa: ASYNC240 (string only)
         after_ids = [d for d in req.depends_on if isinstance(d, int)]
         after_names = [d for d in req.depends_on if isinstance(d, str)]
         if after_names and not batch:
@@ -97,20 +100,32 @@ async def build_jobs(
             )
         if any(d <= 0 for d in after_ids):
             raise SubmissionError((*loc, "depends_on"), "job ids in depends_on are positive")
-        jobs.append(NewJob(
-            name=req.name, backend=name, spec=req.spec, options=options, env=dict(req.env),
-            working_dir=req.working_dir, inputs=list(req.inputs), outputs=list(req.outputs),
-            tags=sorted(set(req.tags)), warnings=warnings, priority=req.priority,
-            max_retries=req.max_retries, retry_delay=req.retry_delay,
-            after_ids=sorted(set(after_ids)),
-        ))
+        jobs.append(
+            NewJob(
+                name=req.name,
+                backend=name,
+                spec=req.spec,
+                options=options,
+                env=dict(req.env),
+                working_dir=req.working_dir,
+                inputs=list(req.inputs),
+                outputs=list(req.outputs),
+                tags=sorted(set(req.tags)),
+                warnings=warnings,
+                priority=req.priority,
+                max_retries=req.max_retries,
+                retry_delay=req.retry_delay,
+                after_ids=sorted(set(after_ids)),
+            )
+        )
         nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))
     missing = await anyio.to_thread.run_sync(_check_dirs, set(dirs))
     if missing is not None:
         i = dirs[missing]
         loc = ("body", "jobs", i, "working_dir") if batch else ("body", "working_dir")
-        raise SubmissionError(loc, f"working_dir {missing} is not an existing directory: "
-                                   "create it or give another")
+        raise SubmissionError(
+            loc, f"working_dir {missing} is not an existing directory: create it or give another"
+        )
     if batch:
         try:
             edges = resolve(nodes)

@@ -27,8 +27,13 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
         {JobState.SUBMITTED, JobState.RUNNING, JobState.CANCELLING, JobState.FAILED}
     ),
     JobState.SUBMITTED: frozenset(
-        {JobState.RUNNING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLING,
-         JobState.QUEUED}
+        {
+            JobState.RUNNING,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.CANCELLING,
+            JobState.QUEUED,
+        }
     ),
     JobState.RUNNING: frozenset(
         {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLING, JobState.QUEUED}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, insert, select, update
 
 from app.jobs.states import ACTIVE, JobState
 from app.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag, utcnow
@@ -127,26 +127,42 @@ def insert_jobs(
     now = utcnow()
     params = [
         {
-            "name": j.name, "kind": j.kind, "backend": j.backend, "spec": j.spec,
-            "payload": j.payload, "options": j.options, "env": j.env,
-            "working_dir": j.working_dir, "inputs": j.inputs, "outputs": j.outputs,
-            "tags": j.tags, "warnings": j.warnings, "priority": j.priority,
-            "state": JobState.QUEUED.value, "reason": None, "backend_ref": None,
-            "exit_code": None, "attempt": 0, "created_at": now, "updated_at": now,
-            "started_at": None, "ended_at": None, "max_retries": j.max_retries,
-            "retry_delay": j.retry_delay, "in_flight": False, "not_before": None,
+            "name": j.name,
+            "kind": j.kind,
+            "backend": j.backend,
+            "spec": j.spec,
+            "payload": j.payload,
+            "options": j.options,
+            "env": j.env,
+            "working_dir": j.working_dir,
+            "inputs": j.inputs,
+            "outputs": j.outputs,
+            "tags": j.tags,
+            "warnings": j.warnings,
+            "priority": j.priority,
+            "state": JobState.QUEUED.value,
+            "reason": None,
+            "backend_ref": None,
+            "exit_code": None,
+            "attempt": 0,
+            "created_at": now,
+            "updated_at": now,
+            "started_at": None,
+            "ended_at": None,
+            "max_retries": j.max_retries,
+            "retry_delay": j.retry_delay,
+            "in_flight": False,
+            "not_before": None,
         }
         for j in new_jobs
     ]
-    result = conn.execute(
-        insert(job_t).returning(job_t.c.id, sort_by_parameter_order=True), params
-    )
+    result = conn.execute(insert(job_t).returning(job_t.c.id, sort_by_parameter_order=True), params)
     ids = [row.id for row in result]
     depends_on: dict[int, list[int]] = {}
-    for job_id, job in zip(ids, new_jobs, strict=True):
-        deps = sorted(set(job.after_ids) | {ids[k] for k in job.after_new})
-        if deps:
-            depends_on[job_id] = deps
+    for job_id, new in zip(ids, new_jobs, strict=True):
+        after = sorted(set(new.after_ids) | {ids[k] for k in new.after_new})
+        if after:
+            depends_on[job_id] = after
     dep_rows = [{"job_id": j, "depends_on_id": d} for j, deps in depends_on.items() for d in deps]
     if dep_rows:
         conn.execute(insert(dep_t), dep_rows)
@@ -158,8 +174,11 @@ def insert_jobs(
         [Transition(i, None, JobState.QUEUED.value, "submitted to gantry", at=now) for i in ids],
     )
     if idempotency is not None:
-        conn.execute(insert(idem_t).values(key=idempotency[0], body_hash=idempotency[1],
-                                           job_id=ids[0], created_at=now))
+        conn.execute(
+            insert(idem_t).values(
+                key=idempotency[0], body_hash=idempotency[1], job_id=ids[0], created_at=now
+            )
+        )
     jobs = [{**p, "id": i} for p, i in zip(params, ids, strict=True)]
     return Created(jobs, depends_on, states, events)
 
@@ -183,8 +202,13 @@ def _insert_events(conn: Connection, transitions: Sequence[Transition]) -> list[
     if not transitions:
         return []
     rows = [
-        {"job_id": t.job_id, "at": t.at, "from_state": t.from_state, "to_state": t.to_state,
-         "message": t.message}
+        {
+            "job_id": t.job_id,
+            "at": t.at,
+            "from_state": t.from_state,
+            "to_state": t.to_state,
+            "message": t.message,
+        }
         for t in transitions
     ]
     result = conn.execute(
@@ -233,7 +257,7 @@ def list_jobs(
     """Newest first; keyset pagination: pass the last id seen as ``before_id``."""
     columns = [c for c in job_t.c if c.name not in ("spec", "env", "payload")]
     query = select(*columns)
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if where.tag is not None:
         query = query.join(tag_t, and_(tag_t.c.job_id == job_t.c.id, tag_t.c.tag == where.tag))
     if where.states:
@@ -281,4 +305,3 @@ def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, tuple[str,
 def count_by_state(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(job_t.c.state, func.count()).group_by(job_t.c.state))
     return {row[0]: row[1] for row in rows}
-

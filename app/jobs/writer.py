@@ -110,8 +110,10 @@ class Writer:
 
     def _settle(self, item: _Pending, *, failed: bool) -> None:
         if failed:
-            exc = item.result if isinstance(item.result, BaseException) else RuntimeError(
-                "write failed"
+            exc = (
+                item.result
+                if isinstance(item.result, BaseException)
+                else RuntimeError("write failed")
             )
             if not item.future.done():
                 item.future.set_exception(exc)

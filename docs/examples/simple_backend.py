@@ -64,8 +64,16 @@ class SimpleBackend(Backend):
     async def _run_job(self, job: JobSubmission) -> None:
         with job.stdout_path.open("ab") as out, job.stderr_path.open("ab") as err:
             process = await asyncio.create_subprocess_exec(
-                "nice", "-n", str(job.options.get("nice", 0)), "bash", "-c", job.spec,
-                cwd=job.working_dir, env=dict(job.env), stdout=out, stderr=err,
+                "nice",
+                "-n",
+                str(job.options.get("nice", 0)),
+                "bash",
+                "-c",
+                job.spec,
+                cwd=job.working_dir,
+                env=dict(job.env),
+                stdout=out,
+                stderr=err,
                 start_new_session=True,
             )
         self._processes[job.key] = process
@@ -76,8 +84,12 @@ class SimpleBackend(Backend):
         if scope.cancelled_caught:
             os.killpg(process.pid, signal.SIGKILL)
             code = await process.wait()
-            report = StatusReport(BackendStatus.FAILED, exit_code=code,
-                                  reason=f"walltime {limit} exceeded", ended_at=time.time())
+            report = StatusReport(
+                BackendStatus.FAILED,
+                exit_code=code,
+                reason=f"walltime {limit} exceeded",
+                ended_at=time.time(),
+            )
         elif code == 0:
             report = StatusReport(BackendStatus.COMPLETED, exit_code=0, ended_at=time.time())
         elif code < 0 and -code == signal.SIGTERM:

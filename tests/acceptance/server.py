@@ -51,7 +51,10 @@ class ServerProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [GANTRY, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env=clean_env(**self.env), cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=clean_env(**self.env),
+            cwd=self.root,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT

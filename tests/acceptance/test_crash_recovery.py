@@ -51,9 +51,7 @@ def wait_state(client: httpx.Client, job_id: int, state: str, timeout: float = 3
         time.sleep(0.05)
 
 
-def test_kill_9_loses_nothing_and_runs_nothing_twice(
-    server: ServerProcess, tmp_path: Path
-) -> None:
+def test_kill_9_loses_nothing_and_runs_nothing_twice(server: ServerProcess, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     mark = f'echo "$GANTRY_JOB_ID $GANTRY_ATTEMPT" >> {marks}'
     with server.client() as client:
@@ -66,9 +64,10 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
         waits_for_cores = submit(client, "waits_for_cores", f"{mark}")
         dependent = submit(client, "dependent", f"{mark}", depends_on=[survivor])
         doomed = submit(client, "doomed", f"{mark}", depends_on=[ends_while_down])
-        batch = client.post("/api/v1/jobs/batch", json={"jobs": [
-            {"name": f"burst_{i}", "spec": mark} for i in range(40)
-        ]})
+        batch = client.post(
+            "/api/v1/jobs/batch",
+            json={"jobs": [{"name": f"burst_{i}", "spec": mark} for i in range(40)]},
+        )
         assert batch.status_code == 201
         burst = [j["id"] for j in batch.json()["jobs"]]
     server.kill()
@@ -77,8 +76,14 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(
     everything = [finished, survivor, ends_while_down, waits_for_cores, dependent, doomed, *burst]
     with server.client() as client:
         jobs = wait_all(client, everything)
-        expected = {finished: "completed", survivor: "completed", ends_while_down: "failed",
-                    waits_for_cores: "completed", dependent: "completed", doomed: "cancelled"}
+        expected = {
+            finished: "completed",
+            survivor: "completed",
+            ends_while_down: "failed",
+            waits_for_cores: "completed",
+            dependent: "completed",
+            doomed: "cancelled",
+        }
         expected.update({i: "completed" for i in burst})
         assert {i: j["state"] for i, j in jobs.items()} == expected
         assert jobs[ends_while_down]["exit_code"] == 7

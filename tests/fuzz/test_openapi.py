@@ -17,16 +17,15 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 import uvicorn
 from hypothesis import HealthCheck, given, settings
-
+from schemathesis.checks import positive_data_acceptance
 from sqlalchemy import create_engine
 
 from app import db
 from app.main import create_app
-from app.tokens import create_token
 from app.settings import Settings
+from app.tokens import create_token
 from tests.fakes import FakeBackend
 
 EXAMPLES = 60
@@ -79,8 +78,12 @@ def test_every_operation_answers_within_its_schema(live_server: tuple[str, str])
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             # follow=true streams until a job ends (or forever for /events):
             # the streams have their own tests; here every answer is a body.

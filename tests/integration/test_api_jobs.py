@@ -30,7 +30,9 @@ async def submit(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 
 def messages(response: httpx.Response) -> str:
-    return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in response.json()["detail"])
+    return " | ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in response.json()["detail"]
+    )
 
 
 async def test_job_runs_to_completion_with_one_event_per_transition(
@@ -42,7 +44,9 @@ async def test_job_runs_to_completion_with_one_event_per_transition(
     assert done["backend_ref"] == f"fake-{job['id']}.1"
     events = (await client.get(f"{API}/jobs/{job['id']}/events")).json()["items"]
     assert [(e["from_state"], e["to_state"]) for e in events] == [
-        (None, "queued"), ("queued", "submitted"), ("submitted", "running"),
+        (None, "queued"),
+        ("queued", "submitted"),
+        ("submitted", "running"),
         ("running", "completed"),
     ]
 
@@ -85,8 +89,9 @@ async def test_bad_submissions_name_the_field_and_the_fix(
 
 async def test_malformed_and_oversized_bodies_are_4xx(make_client: Callable[..., Any]) -> None:
     async with make_client(max_body_bytes=2048) as (client, _):
-        broken = await client.post(f"{API}/jobs", content=b"{not json",
-                                   headers={"content-type": "application/json"})
+        broken = await client.post(
+            f"{API}/jobs", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert broken.status_code == 422
         huge = await client.post(f"{API}/jobs", json={"spec": "x" * 4096})
         assert huge.status_code == 413 and "GANTRY_MAX_BODY_BYTES" in huge.json()["detail"]
@@ -160,13 +165,26 @@ async def test_batch_links_inputs_to_outputs_and_orders_by_priority(
 @pytest.mark.parametrize(
     ("jobs", "words"),
     [
-        ([{"name": "a", "spec": "t", "outputs": ["/o"]}, {"name": "b", "spec": "t", "outputs": ["/o"]}],
-         "produced by both 'a' and 'b'"),
-        ([{"name": "a", "spec": "t", "depends_on": ["b"]}, {"name": "b", "spec": "t", "depends_on": ["a"]}],
-         "dependency cycle among jobs 'a', 'b'"),
+        (
+            [
+                {"name": "a", "spec": "t", "outputs": ["/o"]},
+                {"name": "b", "spec": "t", "outputs": ["/o"]},
+            ],
+            "produced by both 'a' and 'b'",
+        ),
+        (
+            [
+                {"name": "a", "spec": "t", "depends_on": ["b"]},
+                {"name": "b", "spec": "t", "depends_on": ["a"]},
+            ],
+            "dependency cycle among jobs 'a', 'b'",
+        ),
         ([{"name": "a", "spec": "t", "depends_on": ["zz"]}], "'zz', which is not in this batch"),
         ([{"name": "a", "spec": "t"}, {"name": "a", "spec": "t"}], "unique within a batch"),
-        ([{"name": "a", "spec": "t"}, {"name": "b", "spec": "t", "depends_on": [424242]}], "[424242]"),
+        (
+            [{"name": "a", "spec": "t"}, {"name": "b", "spec": "t", "depends_on": [424242]}],
+            "[424242]",
+        ),
     ],
 )
 async def test_rejected_batches_store_nothing(
@@ -215,8 +233,12 @@ async def test_backend_refusal_fails_the_job_with_its_reason(client: httpx.Async
 async def test_list_filters_and_keyset_pages(client: httpx.AsyncClient) -> None:
     ids = []
     for i in range(7):
-        job = await submit(client, name=f"{'alpha' if i % 2 else 'beta'}_{i}",
-                           tags=["odd"] if i % 2 else [], spec="exit 1" if i == 3 else "true")
+        job = await submit(
+            client,
+            name=f"{'alpha' if i % 2 else 'beta'}_{i}",
+            tags=["odd"] if i % 2 else [],
+            spec="exit 1" if i == 3 else "true",
+        )
         ids.append(job["id"])
     for job_id in ids:
         await wait_state(client, job_id, "completed", "failed")
@@ -238,7 +260,7 @@ async def test_list_filters_and_keyset_pages(client: httpx.AsyncClient) -> None:
     assert sorted(j["id"] for j in by_tag) == ids[1::2]
     failed = (await client.get(f"{API}/jobs", params={"state": "failed"})).json()["items"]
     assert [j["id"] for j in failed] == [ids[3]]
-    both = (await client.get(f"{API}/jobs", params=[("state", "failed"), ("state", "completed")]))
+    both = await client.get(f"{API}/jobs", params=[("state", "failed"), ("state", "completed")])
     assert len(both.json()["items"]) == 7
     bad = await client.get(f"{API}/jobs", params={"state": "sleeping"})
     assert bad.status_code == 422
@@ -250,8 +272,9 @@ async def test_job_event_stream_ends_with_the_terminal_event(client: httpx.Async
     received: list[str] = []
 
     async def follow() -> None:
-        async with client.stream("GET", f"{API}/jobs/{job['id']}/events",
-                                 params={"follow": "true"}) as response:
+        async with client.stream(
+            "GET", f"{API}/jobs/{job['id']}/events", params={"follow": "true"}
+        ) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             async for line in response.aiter_lines():
                 if line.startswith("data:"):

@@ -51,15 +51,17 @@ async def test_every_endpoint_checks_the_token_and_its_scope(
             assert "gantry token create" in anonymous.json()["detail"]
             forged = await client.request(method, path, headers={"Authorization": "Bearer gty_x"})
             assert forged.status_code == 401, (method, path)
-            as_reader = await client.request(method, path,
-                                             headers={"Authorization": f"Bearer {read}"})
+            as_reader = await client.request(
+                method, path, headers={"Authorization": f"Bearer {read}"}
+            )
             if method == "GET":
                 assert as_reader.status_code not in (401, 403), (method, path)
             else:
                 assert as_reader.status_code == 403, (method, path)
                 assert "--scope submit" in as_reader.json()["detail"]
-            as_submitter = await client.request(method, path,
-                                                headers={"Authorization": f"Bearer {submit}"})
+            as_submitter = await client.request(
+                method, path, headers={"Authorization": f"Bearer {submit}"}
+            )
             assert as_submitter.status_code not in (401, 403), (method, path)
         # EventSource cannot send headers: the query parameter works too
         query = await client.get("/api/v1/jobs", params={"access_token": read})
@@ -86,7 +88,9 @@ def test_tokens_are_hashed_revocable_and_scoped(tmp_path: Path) -> None:
 async def test_a_server_on_a_public_address_refuses_to_start_without_tokens(
     settings: Settings,
 ) -> None:
-    app = create_app(settings.model_copy(update={"host": "0.0.0.0"}), backends={"fake": FakeBackend})
+    app = create_app(
+        settings.model_copy(update={"host": "0.0.0.0"}), backends={"fake": FakeBackend}
+    )
     with pytest.raises(RuntimeError, match="refusing to listen on 0.0.0.0 without API tokens"):
         async with app.router.lifespan_context(app):
             pass

@@ -9,8 +9,16 @@ from backends.options import format_walltime, parse_cores, parse_memory, parse_w
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("01:00:00", 3600), ("30", 1800), ("1:30", 90), ("2-00:00:00", 172800), ("1-2", 93600),
-     ("0:0:5", 5), ("1-02:03", 93780), (5, 300)],
+    [
+        ("01:00:00", 3600),
+        ("30", 1800),
+        ("1:30", 90),
+        ("2-00:00:00", 172800),
+        ("1-2", 93600),
+        ("0:0:5", 5),
+        ("1-02:03", 93780),
+        (5, 300),
+    ],
 )
 def test_walltime_formats(text: object, seconds: int) -> None:
     assert parse_walltime(text) == seconds

@@ -22,8 +22,11 @@ async def list_backends(catalog: CatalogDep, engine: EngineDep) -> list[dict[str
     for name, entry in sorted(catalog.installed.items()):
         backend = catalog.running.get(name)
         info: dict[str, Any] = {
-            "name": name, "loaded": entry.loaded, "running": backend is not None,
-            "healthy": None, "message": entry.error or "not enabled",
+            "name": name,
+            "loaded": entry.loaded,
+            "running": backend is not None,
+            "healthy": None,
+            "message": entry.error or "not enabled",
             "option_defaults": entry.cls.option_defaults if entry.cls else {},
             "supports_dependencies": bool(entry.cls and entry.cls.supports_dependencies),
             "entry_point": entry.value,

@@ -6,6 +6,7 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+
 from app.api.deps import MAX_ID, CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
 from app.jobs.engine import JobNotFound
 from app.jobs.service import SubmissionError, build_jobs
@@ -120,4 +121,3 @@ async def cancel_job(job_id: JobId, engine: EngineDep) -> dict[str, Any]:
     """Cancel a job. Idempotent while it has not ended; an ended job answers 409."""
     state = await engine.cancel(job_id)
     return {"id": job_id, "state": state}
-

@@ -27,7 +27,9 @@ def _utf8_prefix(data: bytes) -> bytes:
     for back in range(1, min(4, len(data)) + 1):
         byte = data[-back]
         if byte & 0xC0 != 0x80:  # not a continuation byte: the start of a char
-            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            need = (
+                1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            )
             return data if need <= back else data[:-back]
     return data
 
@@ -69,8 +71,13 @@ async def read_logs(
     ended = not engine.is_active(job_id)
     next_offset = offset + len(text)
     chunk = LogChunk(
-        job_id=job_id, stream=stream_name, offset=offset, next_offset=next_offset, size=size,
-        text=text.decode("utf-8", errors="replace"), complete=ended and next_offset >= size,
+        job_id=job_id,
+        stream=stream_name,
+        offset=offset,
+        next_offset=next_offset,
+        size=size,
+        text=text.decode("utf-8", errors="replace"),
+        complete=ended and next_offset >= size,
     )
     return Response(chunk.model_dump_json(), media_type="application/json")
 
@@ -84,8 +91,11 @@ async def _follow(
         text = data if ended else _utf8_prefix(data)
         if text:
             offset += len(text)
-            yield {"event": "log", "id": str(offset),
-                   "data": text.decode("utf-8", errors="replace")}
+            yield {
+                "event": "log",
+                "id": str(offset),
+                "data": text.decode("utf-8", errors="replace"),
+            }
             continue
         if ended:
             yield {"event": "end", "data": dumps({"job_id": job_id, "offset": offset})}
