@@ -35,6 +35,17 @@ from backends.registry import BackendEntry, discover
 log = logging.getLogger(__name__)
 
 
+class StartupRefused(RuntimeError):
+    """The server must not start as configured; the message says what to change."""
+
+
+def exposure_refusal(host: str) -> str:
+    return (
+        f"refusing to listen on {host} without API tokens: create one with "
+        "`gantry token create --scope admin NAME`, or listen on 127.0.0.1"
+    )
+
+
 def create_app(
     settings: Settings | None = None, *, backends: dict[str, type[Backend]] | None = None
 ) -> FastAPI:
@@ -53,10 +64,7 @@ def create_app(
         tokens = TokenCache(database, always_required=exposed)
         if exposed and not await tokens.current():
             database.dispose()
-            raise RuntimeError(
-                f"refusing to listen on {settings.host} without API tokens: create one with "
-                "`gantry token create --scope admin NAME`, or listen on 127.0.0.1"
-            )
+            raise StartupRefused(exposure_refusal(settings.host))
         config = ConfigStore(data_dir / "config.json")
         installed = (
             discover()

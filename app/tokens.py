@@ -84,3 +84,8 @@ def active_hashes(conn: Connection) -> dict[str, frozenset[str]]:
         select(token_t.c.secret_hash, token_t.c.scopes).where(token_t.c.revoked_at.is_(None))
     )
     return {row.secret_hash: implied(list(row.scopes)) for row in rows}
+
+
+def any_token_made(conn: Connection) -> bool:
+    """Whether a token was ever made: revoking the last one must not open the server."""
+    return conn.execute(select(token_t.c.id).limit(1)).first() is not None

@@ -1,6 +1,6 @@
 """Bearer-token checks for the API.
 
-Tokens are required once any exists, and always when the server listens on
+Tokens are required once one was made (revoked or not), and always when the server listens on
 a non-loopback address (``create_app`` refuses to start there without one).
 The server re-reads the active tokens at most every ``REFRESH`` seconds, so a
 token created or revoked with the CLI takes effect within that time.
@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
-from app.tokens import active_hashes, digest
+from app.tokens import active_hashes, any_token_made, digest
 
 REFRESH = 2.0
 
@@ -40,25 +40,28 @@ class TokenCache:
         self._database = database
         self._always = always_required
         self._hashes: dict[str, frozenset[str]] = {}
+        self._required = always_required
         self._loaded_at = float("-inf")
         self._lock = anyio.Lock()
 
-    def _load(self) -> dict[str, frozenset[str]]:
+    def _load(self) -> tuple[dict[str, frozenset[str]], bool]:
         with self._database.connect() as conn:
-            return active_hashes(conn)
+            return active_hashes(conn), any_token_made(conn)
 
     async def current(self) -> dict[str, frozenset[str]]:
+        """Active token hashes, re-read at most every ``REFRESH`` seconds."""
         if time.monotonic() - self._loaded_at > REFRESH:
             async with self._lock:
                 if time.monotonic() - self._loaded_at > REFRESH:
-                    self._hashes = await anyio.to_thread.run_sync(self._load)
+                    self._hashes, made = await anyio.to_thread.run_sync(self._load)
+                    self._required = self._always or made
                     self._loaded_at = time.monotonic()
         return self._hashes
 
     async def check(self, token: str | None, scope: str) -> None:
         hashes = await self.current()
-        if not hashes and not self._always:
-            return  # no token exists: an open, loopback-only server
+        if not self._required:
+            return  # no token was ever made: an open, loopback-only server
         if not token:
             raise HTTPException(
                 status_code=401,

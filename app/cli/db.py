@@ -21,7 +21,7 @@ DataDirOpt = Annotated[Path | None, typer.Option(
 
 
 @contextmanager
-def _database(data_dir: Path | None) -> Iterator[str]:
+def database_url(data_dir: Path | None) -> Iterator[str]:
     """The database URL; what alembic or the driver raise becomes one clear line."""
     # Imported here: alembic and SQLAlchemy load only for the commands that need them.
     from alembic.util.exc import CommandError
@@ -43,7 +43,7 @@ def upgrade(data_dir: DataDirOpt = None) -> None:
     """Migrate the database to the newest schema."""
     from app import db
 
-    with _database(data_dir) as url:
+    with database_url(data_dir) as url:
         db.upgrade(url)
         revision = db.current_revision(url)
     render.note(f"database at revision {revision}", "green")
@@ -55,6 +55,6 @@ def current(data_dir: DataDirOpt = None) -> None:
     """Print the database's schema revision."""
     from app import db
 
-    with _database(data_dir) as url:
+    with database_url(data_dir) as url:
         revision = db.current_revision(url)
     print(revision or "none: run `gantry db upgrade`")

@@ -11,6 +11,7 @@ from app.cli import backends, jobs, logs, serve, submit
 from app.cli.client import DEFAULT_URL, Runtime
 from app.cli.config import config_app
 from app.cli.db import db_app
+from app.cli.tokens import token_app
 
 app = typer.Typer(
     name="gantry",
@@ -53,6 +54,7 @@ app.command("logs")(logs.logs)
 app.command("backends")(backends.backends)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:

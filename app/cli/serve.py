@@ -31,6 +31,28 @@ def load_settings(**overrides: Any) -> Settings:
                        + "\n".join(lines), USAGE) from None
 
 
+def _refuse_exposure_without_tokens(settings: Settings) -> None:
+    """Say it plainly here; the app refuses too, but inside a start-up traceback."""
+    from sqlalchemy import create_engine
+
+    from app import db
+    from app.api.auth import is_loopback
+    from app.main import exposure_refusal
+    from app.tokens import active_hashes
+
+    if is_loopback(settings.host):
+        return
+    url = settings.resolved_database_url
+    db.upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not active_hashes(conn):
+                raise CliError(exposure_refusal(settings.host), USAGE)
+    finally:
+        engine.dispose()
+
+
 @guarded
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: "
@@ -51,6 +73,7 @@ def serve(
 
     settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
     logs.configure(settings.log_level)
+    _refuse_exposure_without_tokens(settings)
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
         lifespan="on", timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False,

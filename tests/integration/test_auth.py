@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine
 
 from app import db
-from app.main import create_app
+from app.main import StartupRefused, create_app
 from app.settings import Settings
 from app.tokens import TokenError, create_token, implied, list_tokens, revoke_token
 from tests.fakes import FakeBackend
@@ -91,7 +91,7 @@ async def test_a_server_on_a_public_address_refuses_to_start_without_tokens(
     app = create_app(
         settings.model_copy(update={"host": "0.0.0.0"}), backends={"fake": FakeBackend}
     )
-    with pytest.raises(RuntimeError, match="refusing to listen on 0.0.0.0 without API tokens"):
+    with pytest.raises(StartupRefused, match="refusing to listen on 0.0.0.0 without API tokens"):
         async with app.router.lifespan_context(app):
             pass
     make_token(settings, "admin")
