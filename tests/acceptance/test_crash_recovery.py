@@ -96,3 +96,21 @@ def test_kill_9_loses_nothing_and_runs_nothing_twice(server: ServerProcess, tmp_
     ran = {i for i in everything if i != doomed}
     assert set(runs) == ran, "a job was lost"
     assert max(runs.values()) == 1, f"ran twice: {[i for i, n in runs.items() if n > 1]}"
+
+
+def test_sigterm_stops_the_server_and_leaves_running_jobs_running(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    done = tmp_path / "done"
+    with server.client() as client:
+        job = submit(client, "outlives", f"sleep 2; touch {done}")
+        wait_state(client, job, "running")
+    started = time.monotonic()
+    assert server.stop() in (0, -15)
+    assert time.monotonic() - started < 10, "graceful shutdown took too long"
+    time.sleep(2.5)
+    assert done.exists(), "the job was killed with the server"
+    server.start()
+    with server.client() as client:
+        final = wait_all(client, [job])[job]
+        assert final["state"] == "completed" and final["attempt"] == 1
