@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
+from tests import postgres as postgres_cluster
 from tests.fakes import ChainingFakeBackend, FakeBackend
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -42,9 +43,29 @@ def need(available: bool, how: str) -> None:
     pytest.skip(how)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[postgres_cluster.Cluster]:
+    """One PostgreSQL cluster for the session; each test gets its own database."""
+    need(postgres_cluster.available(), postgres_cluster.HOW)
+    from tests.acceptance.server import free_port
+
+    cluster, root = postgres_cluster.start(free_port())
+    yield cluster
+    postgres_cluster.stop(root)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that asks for it runs on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'gantry.db'}"
+    cluster: postgres_cluster.Cluster = request.getfixturevalue("postgres")
+    return cluster.new_database()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", default_backend="fake")
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "var", default_backend="fake", database_url=database_url)
 
 
 @pytest.fixture

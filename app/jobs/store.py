@@ -265,9 +265,13 @@ def list_jobs(
     if where.backend is not None:
         conditions.append(job_t.c.backend == where.backend)
     if where.name_prefix:
-        # A range, not LIKE: uses the (name, id) index and has no wildcards to escape.
-        conditions.append(job_t.c.name >= where.name_prefix)
-        conditions.append(job_t.c.name < where.name_prefix + "\U0010ffff")
+        if conn.dialect.name == "sqlite":
+            # A range, not LIKE (case-insensitive in SQLite): uses the (name, id) index.
+            conditions.append(job_t.c.name >= where.name_prefix)
+            conditions.append(job_t.c.name < where.name_prefix + "\U0010ffff")
+        else:
+            # Collations elsewhere need not sort U+10FFFF last: an escaped LIKE is exact.
+            conditions.append(job_t.c.name.startswith(where.name_prefix, autoescape=True))
     if before_id is not None:
         conditions.append(job_t.c.id < before_id)
     if conditions:

@@ -85,7 +85,7 @@ async def test_a_dispatch_lost_in_a_crash_is_found_or_made_again(
         await wait_state(client, found["id"], "running")
         await wait_state(client, lost["id"], "running")
     # Simulate a crash between the dispatch intent and recording the ref.
-    sql(settings, "UPDATE job SET state='queued', backend_ref=NULL, in_flight=1")
+    sql(settings, "UPDATE job SET state='queued', backend_ref=NULL, in_flight=TRUE")
     ClusterFake.known_keys[f"{found['id']}.1"] = f"fake-{found['id']}.1"
     async with make_client(backends) as (client, app):
         redone = await wait_state(client, lost["id"], "running")
