@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
 import pytest
 
 from drivers.interface_2_0 import Key, ModelDevice, Reply, Sample, Task, TaskInfo, TaskState
-from drivers.testing import FaultyDevice, FaultyDriver, running
+from drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
 
 A = "lab"
 TASK = Task(component_role="c", technique_name="count", max_duration=0.1, sampling_interval=0.02)
@@ -120,8 +121,12 @@ async def test_measure_refused_while_a_task_runs() -> None:
 async def test_task_given_as_a_dict_is_parsed_and_checked() -> None:
     driver = FaultyDriver()
     await driver.cmp_register(A, "1")
-    good = {"component_role": "c", "technique_name": "count", "max_duration": 1,
-            "sampling_interval": 0.5}
+    good = {
+        "component_role": "c",
+        "technique_name": "count",
+        "max_duration": 1,
+        "sampling_interval": 0.5,
+    }
     assert (await driver.task_validate(A, "1", good)).success
     typo = await driver.task_validate(A, "1", good | {"sampling_intervall": 1})
     assert not typo.success and "sampling_intervall" in typo.msg
@@ -153,9 +158,7 @@ async def test_old_finished_tasks_are_forgotten() -> None:
         infos: list[TaskInfo] = []
         for _ in range(5):
             infos.append((await driver.task_submit(A, "1", TASK)).data)
-            with anyio.fail_after(2):
-                while not (await driver.task_status(A, "1", infos[-1].id)).data.state.is_final:
-                    await anyio.sleep(0.01)
+            await wait_for_task(driver, A, "1", infos[-1].id, 2)
     assert not (await driver.task_status(A, "1", infos[0].id)).success
     last = (await driver.task_status(A, "1", infos[-1].id)).data
     assert last.state is TaskState.COMPLETED
@@ -172,3 +175,41 @@ async def test_driver_status_and_reset() -> None:
     driver.constants["site"] = "lab 3"
     consts = (await driver.cmp_constants(A, "1")).data
     assert consts == {"site": "lab 3", "model": "example counter", "serial": "lab/1"}
+
+
+async def test_reply_data_serialises_to_json() -> None:
+    driver = FaultyDriver()
+    await driver.cmp_register(A, "1")
+    attrs = (await driver.cmp_attrs(A, "1")).data
+    dumped = {name: attr.model_dump(mode="json") for name, attr in attrs.items()}
+    assert dumped["delay"] == {
+        "type": "float",
+        "rw": True,
+        "status": True,
+        "units": "s",
+        "minimum": 0.0,
+        "maximum": 10.0,
+        "options": None,
+    }
+    sample = (await driver.cmp_measure(A, "1")).data
+    info = (await driver.task_submit(A, "1", TASK)).data
+    text = json.dumps(
+        {"attrs": dumped, "sample": sample.as_dict(), "task": info.model_dump(mode="json")}
+    )
+    assert '"state": "queued"' in text and '"units": {"delay": "s"' in text
+
+
+async def test_hung_measurement_is_a_failed_reply() -> None:
+    class Impatient(FaultyDevice):
+        measure_timeout = 0.1
+
+    class Driver(FaultyDriver):
+        def DeviceFactory(self, key: Key, **kwargs: Any) -> ModelDevice:
+            return Impatient(self, key)
+
+    driver = Driver()
+    await driver.cmp_register(A, "1")
+    await driver.cmp_set_attr(A, "1", "fault", "hang")
+    with anyio.fail_after(2):
+        reply = await driver.cmp_measure(A, "1")
+    assert not reply.success and "took longer than 0.1 s" in reply.msg

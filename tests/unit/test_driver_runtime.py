@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from drivers.interface_2_0 import Task, TaskInfo, TaskState
-from drivers.testing import FaultyDevice, FaultyDriver, running
+from drivers.interface_2_0 import Key, ModelDevice, Task, TaskInfo, TaskState
+from drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
 
 A = "lab"
 GRACE = FaultyDevice.grace_period
@@ -40,12 +41,9 @@ async def submit(driver: FaultyDriver, channel: str, t: Task) -> TaskInfo:
 
 
 async def wait_final(driver: FaultyDriver, channel: str, task_id: str, limit: float) -> TaskInfo:
-    with anyio.fail_after(limit):
-        while True:
-            info: TaskInfo = (await driver.task_status(A, channel, task_id)).data
-            if info.state.is_final:
-                return info
-            await anyio.sleep(0.005)
+    await wait_for_task(driver, A, channel, task_id, limit)
+    info: TaskInfo = (await driver.task_status(A, channel, task_id)).data
+    return info
 
 
 async def test_sampling_is_drift_free() -> None:
@@ -145,7 +143,7 @@ async def test_tasks_on_one_component_run_one_at_a_time() -> None:
         ids = [(await submit(driver, "1", task(0.1, 0.02))).id for _ in range(3)]
         finals = [await wait_final(driver, "1", i, 2) for i in ids]
     assert all(f.state is TaskState.COMPLETED and f.samples == 5 for f in finals)
-    for before, after in zip(finals, finals[1:], strict=False):
+    for before, after in itertools.pairwise(finals):
         assert after.started_at is not None and before.ended_at is not None
         assert after.started_at >= before.ended_at
 
@@ -203,8 +201,45 @@ async def test_slow_device_skips_ticks_instead_of_bursting() -> None:
     assert final.state is TaskState.COMPLETED
     assert final.samples + final.missed == 30
     assert 6 <= final.samples <= 10
-    gaps = [b.uts - a.uts for a, b in zip(samples, samples[1:], strict=False)]
+    gaps = [b.uts - a.uts for a, b in itertools.pairwise(samples)]
     assert min(gaps) > 0.02  # no burst of back-to-back catch-up samples
+
+
+def stall_the_loop(seconds: float) -> None:
+    """Block the event loop, as a GC pause or a starved process would."""
+    time.sleep(seconds)
+
+
+async def test_short_stall_is_caught_up_without_losing_samples() -> None:
+    driver = await registered(FaultyDriver(), "1")
+    async with running(driver):
+        info = await submit(driver, "1", task(0.5, 0.01))
+        await anyio.sleep(0.2)
+        stall_the_loop(0.08)
+        final = await wait_final(driver, "1", info.id, 3)
+    assert final.state is TaskState.COMPLETED
+    assert final.samples == 50 and final.missed == 0
+
+
+async def test_long_stall_skips_ticks_instead_of_bursting() -> None:
+    driver = await registered(FaultyDriver(), "1")
+    lag_limit = FaultyDevice.max_lag
+    async with running(driver):
+        info = await submit(driver, "1", task(1.5, 0.01))
+        await anyio.sleep(0.1)
+        stall_the_loop(lag_limit + 0.2)
+        final = await wait_final(driver, "1", info.id, 4)
+    samples = driver.devmap[(A, "1")].get_data()
+    assert final.state is TaskState.COMPLETED
+    assert final.samples + final.missed == 150
+    assert final.missed >= 50
+    # Catching up the whole stall would fire ~70 samples back to back; only
+    # up to max_lag (50 ticks) may be caught up, e.g. after a busy machine's hiccup.
+    longest = run = 0
+    for a, b in itertools.pairwise(samples):
+        run = run + 1 if b.uts - a.uts < 0.002 else 0
+        longest = max(longest, run)
+    assert longest < lag_limit / 0.01
 
 
 async def test_component_registered_while_running_gets_a_worker() -> None:
@@ -258,3 +293,23 @@ async def test_shutdown_interrupts_the_task_resets_and_keeps_data() -> None:
     assert final.state is TaskState.FAILED and "interrupted" in final.msg
     assert (await driver.cmp_get_attr(A, "1", "mode")).data == "up"  # reset ran
     assert len((await driver.task_data(A, "1")).data) == final.samples > 0
+
+
+async def test_a_crashed_worker_restarts() -> None:
+    class Flaky(FaultyDevice):
+        crashes = 0
+
+        async def serve(self) -> None:
+            if not self.crashes:
+                self.crashes += 1
+                raise RuntimeError("bug in the worker loop")
+            await super().serve()
+
+    class Driver(FaultyDriver):
+        def DeviceFactory(self, key: Key, **kwargs: Any) -> ModelDevice:
+            return Flaky(self, key)
+
+    driver = await registered(Driver(), "1")
+    async with running(driver):
+        info = await submit(driver, "1", task(0.05, 0.01))
+        assert (await wait_final(driver, "1", info.id, 2)).state is TaskState.COMPLETED
