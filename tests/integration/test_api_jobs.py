@@ -13,8 +13,10 @@ import pytest
 API = "/api/v1"
 
 
-async def wait_state(client: httpx.AsyncClient, job_id: int, *states: str) -> dict[str, Any]:
-    with anyio.fail_after(10):
+async def wait_state(
+    client: httpx.AsyncClient, job_id: int, *states: str, timeout: float = 10
+) -> dict[str, Any]:
+    with anyio.fail_after(timeout):
         while True:
             job: dict[str, Any] = (await client.get(f"{API}/jobs/{job_id}")).json()
             if job["state"] in states:
