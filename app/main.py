@@ -24,6 +24,9 @@ from app.api.deps import Reader
 from app.api.limits import BodyLimit
 from app.api.main import api_router, root_router
 from app.config_store import ConfigStore
+from app.instruments.backend import NAME as INSTRUMENT
+from app.instruments.backend import InstrumentBackend, build_instruments, driver_registry
+from app.instruments.devices import DevicesFileError
 from app.jobs.engine import Engine
 from app.jobs.events import EventHub
 from app.jobs.service import Catalog
@@ -31,6 +34,7 @@ from app.jobs.writer import Writer
 from app.settings import Settings
 from backends.base import Backend, BackendContext
 from backends.registry import BackendEntry, discover
+from drivers.interface_2_0 import ModelInterface
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +51,12 @@ def exposure_refusal(host: str) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, *, backends: dict[str, type[Backend]] | None = None
+    settings: Settings | None = None,
+    *,
+    backends: dict[str, type[Backend]] | None = None,
+    drivers: dict[str, type[ModelInterface]] | None = None,
 ) -> FastAPI:
-    """The server. ``backends`` replaces entry-point discovery (tests, embedding)."""
+    """The server. ``backends``/``drivers`` replace entry-point discovery (tests, embedding)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -81,6 +88,19 @@ def create_app(
         engine = Engine(
             writer=writer, backends=running, hub=hub, data_dir=data_dir, database=database
         )
+        try:  # instrument jobs: drivers of the devices file, through the Backend contract
+            instruments = build_instruments(
+                data_dir=data_dir,
+                devices_file=settings.resolved_devices_file,
+                registry=driver_registry(drivers),
+                config=config,
+                writer=writer,
+                report=engine.reporter(INSTRUMENT),
+                wake=engine.waker(INSTRUMENT),
+            )
+        except DevicesFileError as exc:
+            database.dispose()
+            raise StartupRefused(str(exc)) from None
         for name in wanted:
             entry = installed.get(name)
             if entry is None or entry.cls is None:
@@ -102,6 +122,10 @@ def create_app(
             except Exception as exc:
                 log.exception("backend %s failed to start", name)
                 installed[name] = BackendEntry(name, entry.value, None, f"failed to start: {exc}")
+        running[INSTRUMENT] = instruments
+        target = f"{InstrumentBackend.__module__}:{InstrumentBackend.__qualname__}"
+        installed[INSTRUMENT] = BackendEntry(INSTRUMENT, target, InstrumentBackend, None)
+        app.state.instruments = instruments
         app.state.settings = settings
         app.state.engine = engine
         app.state.catalog = Catalog(
@@ -134,6 +158,9 @@ def create_app(
     errors.install(app)
     app.include_router(api_router)
     app.include_router(root_router)
+    from app.dashboard import router as dashboard_router
+
+    app.include_router(dashboard_router)
     if settings.cors_origins:  # off unless a site asks for it
         app.add_middleware(
             CORSMiddleware,

@@ -112,3 +112,19 @@ class ApiToken(SQLModel, table=True):
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+
+class Pipeline(SQLModel, table=True):
+    """State of one pipeline of the devices file: its sample, readiness, running job.
+
+    The pipeline's components come from the devices file; only what changes
+    while the server runs (and must survive a restart) is stored here.
+    """
+
+    __tablename__ = "pipeline"
+
+    name: str = Field(primary_key=True, max_length=200)
+    sample: str | None = Field(default=None, max_length=200)
+    ready: bool = False
+    job_id: int | None = Field(default=None, foreign_key="job.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from app.instruments.schemas import InstrumentPayload
+
 NAME_RULE = "a letter or underscore, then letters, digits, dots or underscores (gwf's rule)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._]*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
@@ -46,7 +48,8 @@ Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=_TAG.pattern)]
 
 
 class JobCreate(BaseModel):
-    """A command job: a shell script for a backend to run."""
+    """A command job (``spec``: a shell script for a backend to run) or an
+    instrument job (``payload``: a sample and a method for the instruments)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,8 +57,16 @@ class JobCreate(BaseModel):
     backend: str | None = Field(
         None, max_length=64, description="Backend to run on; default: the server's default."
     )
-    spec: str = Field(
-        min_length=1, max_length=MAX_SPEC, description="The shell script the job runs."
+    spec: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SPEC,
+        description="The shell script of a command job; give this or `payload`.",
+    )
+    payload: InstrumentPayload | None = Field(
+        None,
+        description="The sample and method of an instrument job (runs on the `instrument` "
+        "backend); give this or `spec`.",
     )
     options: dict[OptionName, Any] = Field(
         default_factory=dict,
@@ -85,7 +96,9 @@ class JobCreate(BaseModel):
 
     @field_validator("spec")
     @classmethod
-    def _spec_not_blank(cls, value: str) -> str:
+    def _spec_not_blank(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.strip():
             raise ValueError("spec is empty: give the shell script the job should run")
         if "\x00" in value:
@@ -163,6 +176,7 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     spec: str | None
+    payload: dict[str, Any] | None = None
     env: dict[str, str]
     depends_on: list[int]
 

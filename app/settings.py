@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     enabled_backends: list[str] | None = Field(
         None, description="Backends to start; default: every one installed."
     )
+    devices_file: Path | None = Field(
+        None,
+        description="TOML file of devices and pipelines; default: <data_dir>/devices.toml "
+        "if it exists, else no instruments.",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -42,6 +47,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir / 'gantry.db'}"
+
+    @property
+    def resolved_devices_file(self) -> Path | None:
+        """The devices file to load, or None when there is none (no instruments)."""
+        if self.devices_file is not None:
+            return self.devices_file.expanduser().resolve()
+        default = self.resolved_data_dir / "devices.toml"
+        return default if default.is_file() else None
 
     @property
     def log_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.auth import require_for_method
-from app.api.routes import backends, events, health, jobs, logs
+from app.api.routes import backends, data, events, health, instruments, jobs, logs
 
 # GET needs the read scope, anything that changes state the submit scope.
 api_router = APIRouter(prefix="/api/v1", dependencies=[require_for_method()])
@@ -13,6 +13,8 @@ api_router.include_router(jobs.router)
 api_router.include_router(logs.router)
 api_router.include_router(events.router)
 api_router.include_router(backends.router)
+api_router.include_router(data.router)
+api_router.include_router(instruments.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import backends, jobs, logs, serve, submit
+from app.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit
 from app.cli.client import DEFAULT_URL, Runtime
 from app.cli.config import config_app
 from app.cli.db import db_app
@@ -52,6 +52,14 @@ app.command("events")(jobs.events)
 app.command("cancel")(jobs.cancel)
 app.command("logs")(logs.logs)
 app.command("backends")(backends.backends)
+app.command("submit-instrument")(instrument_jobs.submit_instrument)
+app.command("data")(instrument_jobs.data)
+app.command("drivers")(instruments.drivers)
+app.command("devices")(instruments.devices)
+app.command("components")(instruments.components)
+app.command("pipelines")(instruments.pipelines)
+app.add_typer(instruments.component_app, name="component")
+app.add_typer(instruments.pipeline_app, name="pipeline")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")

@@ -53,6 +53,17 @@ def _refuse_exposure_without_tokens(settings: Settings) -> None:
         engine.dispose()
 
 
+def _refuse_bad_devices_file(settings: Settings) -> None:
+    """A malformed devices file: one line naming the line and field, not a traceback."""
+    from app.instruments.devices import DevicesFileError, load_devices
+    from drivers.registry import DriverRegistry
+
+    try:
+        load_devices(settings.resolved_devices_file, DriverRegistry.discover().names())
+    except DevicesFileError as exc:
+        raise CliError(str(exc), USAGE) from None
+
+
 @guarded
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: "
@@ -74,6 +85,7 @@ def serve(
     settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
     logs.configure(settings.log_level)
     _refuse_exposure_without_tokens(settings)
+    _refuse_bad_devices_file(settings)
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
         lifespan="on", timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False,

@@ -81,12 +81,17 @@ async def build_jobs(
     requests: Sequence[JobCreate], catalog: Catalog, default_dir: Path, *, batch: bool
 ) -> list[NewJob]:
     """Validate requests and turn them into :class:`NewJob`\\ s (all or none)."""
+    # Imported here: the instrument checks raise this module's SubmissionError.
+    from app.instruments.validation import instrument_payload
+
     jobs: list[NewJob] = []
     nodes: list[Node] = []
     dirs: dict[str, int] = {}
     for i, req in enumerate(requests):
         loc: tuple[str | int, ...] = ("body", "jobs", i) if batch else ("body",)
-        name, backend = catalog.backend(req.backend, (*loc, "backend"))
+        payload = await instrument_payload(req, catalog, loc)
+        chosen = "instrument" if payload is not None else req.backend
+        name, backend = catalog.backend(chosen, (*loc, "backend"))
         options, warnings = prepare_options(name, backend, req.options, loc)
         working_dir = req.working_dir or str(default_dir)
         if req.working_dir:
@@ -104,7 +109,9 @@ async def build_jobs(
             NewJob(
                 name=req.name,
                 backend=name,
+                kind="command" if payload is None else "instrument",
                 spec=req.spec,
+                payload=payload,
                 options=options,
                 env=dict(req.env),
                 working_dir=req.working_dir,
