@@ -1,0 +1,394 @@
+"""gantry's Slurm backend: sbatch to submit, one squeue (+ one sacct) per poll.
+
+Its config keys are described in :mod:`backends.slurm.config`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import TaskStatus
+
+from backends.base import (
+    Backend,
+    BackendContext,
+    BackendError,
+    BackendStatus,
+    JobSubmission,
+    StatusReport,
+)
+from backends.slurm.commands import CommandTimeout, Result, SlurmCommands
+from backends.slurm.config import SlurmSettings
+from backends.slurm.queries import (
+    MAX_IDS_IN_ARGV,
+    SlurmJob,
+    parse_sacct,
+    parse_squeue,
+    sacct_argv,
+    squeue_argv,
+)
+from backends.slurm.submission import (
+    OPTION_DEFAULTS,
+    batch_script,
+    check_directives,
+    normalise_options,
+    sbatch_argv,
+    sbatch_environment,
+)
+
+log = logging.getLogger(__name__)
+
+#: Server variables sbatch needs; nothing else of the server's reaches a job.
+PASSED_ENV = frozenset({"SLURM_CONF", "SLURM_CLUSTERS"})
+
+#: scancel/squeue messages that mean "no such job (any more)": not an error.
+GONE = ("invalid job id", "already completing or completed", "job has already finished")
+
+
+@dataclass(slots=True)
+class PollStats:
+    """What the poller did; the benchmark reads it."""
+
+    cycles: int = 0
+    commands: int = 0
+    max_commands_per_cycle: int = 0
+    seconds: float = 0.0
+    max_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Watch:
+    last: BackendStatus | None
+    missing_since: float | None = None  # since when sacct, asked, did not know it
+    asked: float = 0.0  # when sacct was last asked about it
+
+
+class SlurmBackend(Backend):
+    """Runs command jobs as Slurm batch jobs on the cluster this machine submits to."""
+
+    name: ClassVar[str] = "slurm"
+    option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
+    supports_dependencies: ClassVar[bool] = True
+
+    def __init__(self, context: BackendContext) -> None:
+        super().__init__(context)
+        self.settings = SlurmSettings.from_config(context.config)
+        #: Every Slurm command this backend ran, by name (for the benchmark).
+        self.commands = SlurmCommands(self.settings.command_timeout)
+        self.poll_stats = PollStats()
+        self._tracked: dict[str, _Watch] = {}
+        self._wake: anyio.Event | None = None
+        self._fast_left = 0
+        self._last_poll = 0.0
+        self._last_poll_seconds = 0.0
+        self._submit_slots: anyio.Semaphore | None = None
+        self._log_dirs: set[Path] = set()
+        self._last_poll_error: str | None = None
+
+    # --- contract ----------------------------------------------------------------------
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return normalise_options(options)
+
+    def job_name(self, key: str) -> str:
+        return f"{self.settings.job_name_prefix}-{key}"
+
+    async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
+        given = {k: v for k, v in job.options.items() if v is not None}
+        try:
+            options = normalise_options({**self.settings.option_defaults, **given})
+            deps = [_checked_ref(d) for d in dependencies]
+            check_directives(job.spec)
+            argv = sbatch_argv(job, options, deps, self.job_name(job.key))
+            env = sbatch_environment(job.env, self._passed_env())
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        await self._make_log_dirs(job.stdout_path.parent, job.stderr_path.parent)
+        ref = await self._sbatch(argv, batch_script(job.spec), env, job.key)
+        self._tracked[ref] = _Watch(last=BackendStatus.SUBMITTED)
+        self._hurry()
+        return ref
+
+    async def cancel(self, ref: str) -> None:
+        ref = _checked_ref(ref)
+        result = await self.commands.run(["scancel", ref])
+        if not result.ok and not _gone(result):
+            raise BackendError(f"scancel {ref} failed: {result.message}")
+        self._tracked.setdefault(ref, _Watch(last=None))  # so its end gets reported
+        self._hurry()
+
+    async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
+        checked = [_checked_ref(r) for r in refs]
+        found = await self._query(checked) if checked else {}
+        unknown = StatusReport(BackendStatus.UNKNOWN, reason="Slurm has no record of this job")
+        return {ref: found[ref].report() if ref in found else unknown for ref in checked}
+
+    async def adopt(self, job: JobSubmission, ref: str) -> None:
+        self._tracked.setdefault(_checked_ref(ref), _Watch(last=None))
+        self._hurry()
+
+    async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        by_name = {self.job_name(k): k for k in keys}
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(by_name), 500):
+            jobs = await self._squeue(squeue_argv(names=chunk))
+            rest = [n for n in chunk if n not in {j.name for j in jobs.values()}]
+            if rest:
+                jobs |= await self._sacct(sacct_argv(names=rest))
+            # The newest submission of a name wins (ids only grow).
+            for job in sorted(jobs.values(), key=lambda j: _id_order(j.job_id)):
+                if job.name in by_name:
+                    found[by_name[job.name]] = job.job_id
+        return found
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            result = await self.commands.run(
+                ["sinfo", "--noheader", "--format=%T %D"],
+                time_limit=min(10.0, self.commands.timeout),
+            )
+        except BackendError as exc:
+            return False, str(exc)
+        if not result.ok:
+            return False, f"Slurm does not answer: {result.message}"
+        nodes: Counter[str] = Counter()
+        for line in result.stdout.splitlines():
+            state, _, count = line.partition(" ")
+            nodes[state] += int(count) if count.strip().isdigit() else 0
+        if not nodes:
+            return False, "Slurm answers but has no nodes"
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(nodes.items()))
+        return True, f"Slurm answers; nodes: {summary}"
+
+    async def close(self) -> None:
+        self._tracked.clear()
+
+    # --- polling -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Poll while jobs are tracked: every ``poll_interval``, faster after a submit."""
+        task_status.started()
+        while True:
+            self._wake = wake = anyio.Event()
+            if not self._tracked:
+                await wake.wait()  # nothing to watch: sleep until a submit or adopt
+                continue
+            interval = self.settings.poll_interval
+            if self._fast_left > 0:
+                # Fast, but leaving slurmctld free 3/4 of the time for sbatch.
+                busy = 4 * self._last_poll_seconds
+                interval = min(interval, max(self.settings.fast_poll_interval, busy))
+            delay = self._last_poll + interval - time.monotonic()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await wake.wait()
+                    continue  # a submit may have shortened the interval: plan again
+            self._last_poll = time.monotonic()
+            self._fast_left = max(0, self._fast_left - 1)
+            try:
+                await self.poll_once()
+            except Exception as exc:  # a bug must not stop the watching of every job
+                if repr(exc) != self._last_poll_error:
+                    log.exception("Slurm poll cycle failed; polling goes on")
+                self._last_poll_error = repr(exc)
+
+    async def poll_once(self) -> None:
+        """One poll cycle: ask Slurm about every tracked job and report what moved."""
+        refs = list(self._tracked)
+        if not refs:
+            return
+        started = time.monotonic()
+        try:
+            found, asked = await self._poll_query(refs)
+        except BackendError as exc:
+            if str(exc) != self._last_poll_error:
+                log.warning("polling Slurm failed (will retry): %s", exc)
+            self._last_poll_error = str(exc)
+            return
+        took = self._last_poll_seconds = time.monotonic() - started
+        self.poll_stats.seconds += took
+        self.poll_stats.max_seconds = max(self.poll_stats.max_seconds, took)
+        self._last_poll_error = None
+        self._take(refs, found, asked)
+
+    async def _poll_query(self, refs: list[str]) -> tuple[dict[str, SlurmJob], list[str]]:
+        """squeue for all refs; sacct for at most one argv-full of the rest, least recently
+        asked first. Returns what was found and whom sacct was asked about."""
+        used = 1
+        try:
+            found = await self._squeue_ids(refs)
+            never = 0.0
+            asked = sorted(
+                (ref for ref in refs if ref not in found),
+                key=lambda r: w.asked if (w := self._tracked.get(r)) else never,
+            )[:MAX_IDS_IN_ARGV]
+            if asked:
+                used += 1
+                found |= await self._sacct_ids(asked)
+            return found, asked
+        finally:
+            stats = self.poll_stats
+            stats.cycles += 1
+            stats.commands += used
+            stats.max_commands_per_cycle = max(stats.max_commands_per_cycle, used)
+
+    def _take(self, refs: list[str], found: dict[str, SlurmJob], asked: list[str]) -> None:
+        """Report what moved; drop ended jobs, and jobs Slurm no longer knows at all."""
+        now = time.monotonic()
+        asked_set = set(asked)
+        for ref in refs:
+            watch = self._tracked.get(ref)
+            if watch is None:
+                continue  # dropped meanwhile (close)
+            if ref in asked_set:
+                watch.asked = now
+            job = found.get(ref)
+            if job is None:
+                if ref in asked_set:  # only sacct's silence counts
+                    watch.missing_since = watch.missing_since or now
+                if watch.missing_since and now - watch.missing_since >= self.settings.forget_after:
+                    del self._tracked[ref]
+                    self._emit(ref, StatusReport(
+                        BackendStatus.UNKNOWN,
+                        reason=f"neither squeue nor sacct knows Slurm job {ref}",
+                    ))  # fmt: skip
+                continue
+            watch.missing_since = None
+            report = job.report()
+            if report.status.is_final:
+                del self._tracked[ref]
+            if report.status is not watch.last:
+                watch.last = report.status
+                self._emit(ref, report)
+
+    def _emit(self, ref: str, report: StatusReport) -> None:
+        try:
+            self.context.report(ref, report)
+        except Exception:  # the engine's problem; the poller must go on
+            log.exception("reporting %s for Slurm job %s failed", report.status, ref)
+
+    def _hurry(self) -> None:
+        """Poll soon and often for a while (a job was submitted or cancelled)."""
+        self._fast_left = self.settings.fast_poll_cycles
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- Slurm commands ----------------------------------------------------------------
+
+    async def _query(self, refs: Sequence[str]) -> dict[str, SlurmJob]:
+        """One squeue for all refs, then sacct (in chunks) for those squeue no longer has."""
+        found = await self._squeue_ids(refs)
+        missing = [ref for ref in refs if ref not in found]
+        for chunk in _chunks(missing, MAX_IDS_IN_ARGV):
+            found |= await self._sacct_ids(chunk)
+        return found
+
+    async def _squeue_ids(self, refs: Sequence[str]) -> dict[str, SlurmJob]:
+        wanted = set(refs)
+        jobs = await self._squeue(squeue_argv(ids=refs))
+        return {ref: job for ref, job in jobs.items() if ref in wanted}
+
+    async def _sacct_ids(self, refs: Sequence[str]) -> dict[str, SlurmJob]:
+        wanted = set(refs)
+        jobs = await self._sacct(sacct_argv(ids=refs))
+        return {ref: job for ref, job in jobs.items() if ref in wanted}
+
+    async def _squeue(self, argv: list[str]) -> dict[str, SlurmJob]:
+        result = await self.commands.run(argv)
+        if result.ok:
+            return parse_squeue(result.stdout)
+        if _gone(result):
+            return {}  # every id asked for has left slurmctld's memory
+        raise BackendError(f"squeue failed: {result.message}")
+
+    async def _sacct(self, argv: list[str]) -> dict[str, SlurmJob]:
+        result = await self.commands.run(argv)
+        if not result.ok:
+            raise BackendError(f"sacct failed: {result.message}")
+        return parse_sacct(result.stdout)
+
+    async def _sbatch(self, argv: list[str], script: str, env: dict[str, str], key: str) -> str:
+        """sbatch with retries on transient errors; the job's Slurm id."""
+        if self._submit_slots is None:
+            self._submit_slots = anyio.Semaphore(self.settings.submit_concurrency)
+        retries = self.settings.submit_retries
+        problem = ""
+        for attempt in range(retries + 1):
+            if attempt:
+                # The failed call may have submitted the job after all.
+                found = await self._lookup_quietly(key)
+                if found is not None:
+                    return found
+                delay = self.settings.retry_delay * 2 ** (attempt - 1)
+                log.warning("sbatch for job %s failed (%s); retry %d/%d in %.1f s",
+                            key, problem, attempt, retries, delay)  # fmt: skip
+                await anyio.sleep(delay)
+            try:
+                async with self._submit_slots:
+                    result = await self.commands.run(argv, stdin=script, env=env)
+            except CommandTimeout as exc:
+                problem = str(exc)
+                continue
+            if result.ok:
+                return _parse_sbatch(result)
+            if not result.transient:
+                raise BackendError(f"Slurm refused the job: {result.message}")
+            problem = result.message
+        tries = "once" if retries == 0 else f"{retries + 1} times"
+        raise BackendError(f"sbatch failed {tries}: {problem}")
+
+    @staticmethod
+    def _passed_env() -> dict[str, str]:
+        """The server's variables that tell sbatch where the cluster is."""
+        return {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+
+    async def _lookup_quietly(self, key: str) -> str | None:
+        try:
+            return (await self.lookup([key])).get(key)
+        except BackendError:
+            return None
+
+    async def _make_log_dirs(self, *dirs: Path) -> None:
+        """Slurm fails a job whose log directory is missing, so create it first."""
+        for directory in dirs:
+            if directory not in self._log_dirs:
+                await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
+                self._log_dirs.add(directory)
+
+
+def _checked_ref(ref: str) -> str:
+    """A Slurm job id; refusing anything else keeps argv free of stray options."""
+    text = str(ref).strip()
+    if not text.isdigit():
+        raise BackendError(f"{ref!r} is not a Slurm job id")
+    return text
+
+
+def _parse_sbatch(result: Result) -> str:
+    # --parsable prints "<id>" or "<id>;<cluster>".
+    lines = result.stdout.split()
+    ref = lines[-1].split(";")[0] if lines else ""
+    if not ref.isdigit():
+        raise BackendError(f"sbatch printed no job id: {result.stdout.strip()!r}")
+    return ref
+
+
+def _gone(result: Result) -> bool:
+    lowered = result.stderr.lower()
+    return any(message in lowered for message in GONE)
+
+
+def _id_order(job_id: str) -> int:
+    return int(job_id) if job_id.isdigit() else -1
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,75 @@
+"""The slurm backend's config keys (``backend.slurm.<key>``), read from strings.
+
+- ``poll_interval`` (s, default 1): how often the poller asks Slurm;
+- ``fast_poll_interval`` (s, default 0.2) for ``fast_poll_cycles`` (default
+  10) polls after a submit or cancel, so short jobs are seen moving at once;
+- ``submit_retries`` (default 3) on transient sbatch errors, waiting
+  ``retry_delay`` (s, default 0.5) and twice as long each time;
+- ``submit_concurrency``: sbatch calls in flight (default 16);
+- ``command_timeout`` (s, default 30) for every Slurm command;
+- ``forget_after`` (s, default 60): a tracked job that neither squeue nor
+  sacct knows for that long is reported UNKNOWN and dropped;
+- ``job_name_prefix`` (default ``gantry``): jobs are named ``<prefix>-<key>``;
+  give each gantry server sharing a Slurm user its own prefix;
+- a default for any job option: ``account``, ``queue``, ``qos``, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import BackendError
+from backends.slurm.submission import OPTION_DEFAULTS, normalise_options
+
+
+@dataclass(slots=True)
+class SlurmSettings:
+    poll_interval: float = 1.0
+    fast_poll_interval: float = 0.2
+    fast_poll_cycles: int = 10
+    submit_retries: int = 3
+    retry_delay: float = 0.5
+    submit_concurrency: int = 16
+    command_timeout: float = 30.0
+    forget_after: float = 60.0
+    job_name_prefix: str = "gantry"
+    option_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str]) -> SlurmSettings:
+        """Read the config strings; BackendError names a bad key and the fix."""
+        settings = cls()
+        for key in ("poll_interval", "fast_poll_interval", "retry_delay", "command_timeout",
+                    "forget_after"):  # fmt: skip
+            if key in config:
+                setattr(settings, key, _number(config, key, float, 0.01))
+        for key in ("fast_poll_cycles", "submit_retries", "submit_concurrency"):
+            if key in config:
+                low = 1 if key == "submit_concurrency" else 0
+                setattr(settings, key, _number(config, key, int, low))
+        prefix = config.get("job_name_prefix", settings.job_name_prefix)
+        if not prefix or not all(c.isalnum() or c in "-_." for c in prefix):
+            raise BackendError(
+                f"backend.slurm.job_name_prefix {prefix!r} is not valid: use letters, digits, - _ ."
+            )
+        settings.job_name_prefix = prefix
+        defaults = {k: config[k] for k in OPTION_DEFAULTS if config.get(k) not in (None, "")}
+        try:
+            settings.option_defaults = normalise_options(defaults)
+        except ValueError as exc:
+            raise BackendError(f"backend.slurm config: {exc}") from None
+        return settings
+
+
+def _number(config: Mapping[str, str], key: str, kind: type[float] | type[int], low: float) -> Any:
+    try:
+        value = kind(config[key])
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise BackendError(
+            f"backend.slurm.{key} {config[key]!r} is not valid: give a {kind.__name__} >= {low:g}"
+        )
+    return value
