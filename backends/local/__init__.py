@@ -1,0 +1,5 @@
+"""The ``local`` backend: command jobs as processes on the server's machine."""
+
+from backends.local.backend import LocalBackend
+
+__all__ = ["LocalBackend"]

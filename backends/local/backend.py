@@ -1,0 +1,388 @@
+"""The ``local`` backend: command jobs as supervised processes on this machine.
+
+A job waits in a priority queue until its cores and memory fit, then starts
+under a sh supervisor (see :mod:`backends.local.process`) in its own session.
+The ref is the job key, and everything a later server needs is in the job's
+files under ``<data_dir>/runs/`` (see :mod:`backends.local.rundir`), so jobs
+outlive the server: :meth:`LocalBackend.adopt` picks them up again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from backends.base import (
+    Backend,
+    BackendContext,
+    BackendError,
+    BackendStatus,
+    JobSubmission,
+    StatusReport,
+)
+from backends.local.limits import OPTION_DEFAULTS, Limits, Request
+from backends.local.pending import PendingQueue, Queued
+from backends.local.process import (
+    PidfdUnsupported,
+    find_shells,
+    find_supervisor,
+    open_pidfd,
+    spawn_supervisor,
+    supervisor_started_at,
+)
+from backends.local.run import Run
+from backends.local.rundir import KillRecord, RunFiles, RunState, final_report, is_key
+
+_CANCEL = KillRecord("cancel")
+
+
+class LocalBackend(Backend):
+    """Runs each job as ``bash script`` on this machine, within ``max_cores``/``max_memory``.
+
+    Config (``backend.local.*``): ``max_cores`` (default: the CPUs this server
+    may use), ``max_memory`` (default: total RAM), ``kill_grace`` (seconds
+    between TERM and KILL; default 5).
+    """
+
+    name: ClassVar[str] = "local"
+    option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
+
+    def __init__(self, context: BackendContext) -> None:
+        super().__init__(context)
+        self._runs_dir = Path(os.path.abspath(context.data_dir)) / "runs"
+        self._limits: Limits | None = None
+        self._pending = PendingQueue()
+        self._running: dict[str, Run] = {}
+        self._used_cores = 0
+        self._used_memory = 0
+        self._unwatched: list[Run] = []  # adopted before run() started
+        self._tg: TaskGroup | None = None
+        self._wake: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+        self._devnull: int | None = None
+        self._shell = self._bash = ""
+        self._use_pidfd = True
+        self._closed = False
+
+    @property
+    def limits(self) -> Limits:
+        """The config, read on first use (it may read /proc/meminfo)."""
+        if self._limits is None:
+            self._limits = Limits.from_config(self.context.config)
+        return self._limits
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return self.limits.normalise(options)
+
+    # -- life cycle -------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self._closed:
+            raise BackendError("the local backend is closed")
+        self.limits  # noqa: B018 - a bad config fails the start, not the first job
+        os.makedirs(self._runs_dir, exist_ok=True)
+        self._shell, self._bash = find_shells()
+        self._wake = anyio.Event()
+        self._stopped = anyio.Event()
+        self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for run in self._unwatched:
+                    tg.start_soon(self._watch, run)
+                self._unwatched.clear()
+                task_status.started()
+                await self._start_loop()
+        finally:
+            self._tg = None
+            os.close(self._devnull)
+            self._devnull = None
+            self._stopped.set()
+
+    async def close(self) -> None:
+        """Stop starting jobs and stop watching; running jobs run on for a later server."""
+        self._closed = True
+        if self._tg is not None and self._stopped is not None:
+            self._tg.cancel_scope.cancel()
+            await self._stopped.wait()
+        for run in self._unwatched:
+            run.close()
+        self._unwatched.clear()
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            limits = self.limits
+        except BackendError as exc:
+            return False, str(exc)
+        if self._closed:
+            return False, "closed"
+        return True, (
+            f"{len(self._running)} running, {len(self._pending)} waiting; "
+            f"{self._used_cores}/{limits.max_cores} cores in use"
+        )
+
+    # -- the contract -----------------------------------------------------
+
+    async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
+        if self._closed:
+            raise BackendError("the local backend is closed and takes no new jobs")
+        key = job.key
+        if key not in self._pending and key not in self._running:
+            try:
+                self._enqueue(job)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from None
+        return key
+
+    async def cancel(self, ref: str) -> None:
+        if self._pending.remove(ref) is not None:
+            cancelled = StatusReport(BackendStatus.CANCELLED, reason="cancelled before it started")
+            self._report(ref, cancelled)
+            return
+        run = self._running.get(ref)
+        if run is not None:
+            run.request_kill(_CANCEL)
+
+    async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
+        answer: dict[str, StatusReport] = {}
+        on_disk: list[str] = []
+        for ref in refs:
+            run = self._running.get(ref)
+            if run is not None:
+                answer[ref] = StatusReport(BackendStatus.RUNNING, started_at=run.started_at)
+            elif ref in self._pending:
+                answer[ref] = StatusReport(BackendStatus.SUBMITTED)
+            else:
+                on_disk.append(ref)
+        if on_disk:
+            answer.update(await anyio.to_thread.run_sync(self._status_on_disk, on_disk))
+        return answer
+
+    async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        known = {key: key for key in keys if key in self._running or key in self._pending}
+        rest = [key for key in keys if key not in known and is_key(key)]
+        if rest:
+            # A recorded pid means a supervisor started; without one, submitting again is safe.
+            started = await anyio.to_thread.run_sync(
+                lambda: [key for key in rest if find_state(RunFiles(self._runs_dir, key))]
+            )
+            known.update((key, key) for key in started)
+        return known
+
+    async def adopt(self, job: JobSubmission, ref: str) -> None:
+        if ref in self._running or ref in self._pending:
+            return
+        if ref != job.key:
+            raise BackendError(f"ref {ref!r} is not a local job key (expected {job.key!r})")
+        try:
+            request = Request.from_options(job.options)
+        except ValueError as exc:
+            self._fail(ref, str(exc))
+            return
+        if self._attach(ref, request, RunFiles(self._runs_dir, ref)):
+            return
+        try:  # it never started: it waits its turn again
+            self._enqueue(job)
+        except ValueError as exc:
+            self._fail(ref, str(exc))
+
+    # -- queue and launch -------------------------------------------------
+
+    def _enqueue(self, job: JobSubmission) -> None:
+        request = Request.from_options(job.options)
+        self.limits.check(request)
+        self._pending.push(Queued(job, request))
+        self._report(job.key, StatusReport(BackendStatus.SUBMITTED))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _start_loop(self) -> None:
+        """Start what fits whenever a job arrives or ends (no polling)."""
+        assert self._wake is not None
+        while True:
+            self._launch_ready()
+            await self._wake.wait()
+            self._wake = anyio.Event()
+
+    def _launch_ready(self) -> None:
+        # Strictly in queue order: a big job at the head is not overtaken forever.
+        limits = self.limits
+        while not self._closed:
+            item = self._pending.peek()
+            if item is None:
+                return
+            request = item.request
+            if (
+                self._used_cores + request.cores > limits.max_cores
+                or self._used_memory + request.memory > limits.max_memory
+            ):
+                return
+            self._pending.pop()
+            self._launch(item)
+
+    def _launch(self, item: Queued) -> None:
+        job, key = item.job, item.job.key
+        files = RunFiles(self._runs_dir, key)
+        # An earlier server started this attempt: watch it, never start it twice.
+        if files.launched() and self._attach(key, item.request, files):
+            return
+        working_dir = os.path.abspath(job.working_dir)
+        if not os.path.isdir(working_dir):
+            self._fail(key, f"working directory {working_dir} does not exist")
+            return
+        assert self._devnull is not None
+        try:
+            stdout, stderr = open_logs(job)
+        except OSError as exc:
+            self._fail(key, f"cannot write the job's log: {exc}")
+            return
+        try:
+            files.write_script(job.spec)
+            stdio = (self._devnull, stdout, stderr)
+            pid = spawn_supervisor(self._shell, self._bash, files.base, working_dir, job.env, stdio)
+        except OSError as exc:
+            self._fail(key, f"could not start the job: {exc}")
+            return
+        finally:
+            os.close(stdout)
+            if stderr != stdout:
+                os.close(stderr)
+        now = time.time()
+        pidfd = self._open_pidfd(pid)  # our unreaped child: it cannot be gone yet
+        self._watch_run(Run.create(key, pid, pidfd, now, item.request, files))
+
+    # -- watching ---------------------------------------------------------
+
+    def _open_pidfd(self, pid: int) -> int | None:
+        if not self._use_pidfd:
+            return None
+        try:
+            return open_pidfd(pid)
+        except PidfdUnsupported:
+            self._use_pidfd = False
+            return None
+
+    def _attach(self, key: str, request: Request, files: RunFiles) -> bool:
+        """Watch a supervisor an earlier server started, or report how its job ended.
+
+        False if no supervisor ever ran for this key: it never started.
+        """
+        state = find_state(files)
+        if state is None:
+            return False
+        if state.exit_code is None:
+            run = self._adopt_process(key, state, request, files)
+            if run is not None:
+                killed = files.read_killed()  # a kill an earlier server began: finish it
+                if killed is not None:
+                    run.request_kill(killed)
+                self._watch_run(run)
+                return True
+            state = files.read_state()  # it may have ended just now
+        self._report(key, final_report(state, files.read_killed()))
+        return True
+
+    def _adopt_process(
+        self, key: str, state: RunState, request: Request, files: RunFiles
+    ) -> Run | None:
+        """A Run for the recorded supervisor if it still runs, else None."""
+        try:
+            pidfd = self._open_pidfd(state.pid)
+        except ProcessLookupError:
+            return None
+        # Checked after the pidfd is open, so the pidfd is known to be this job's.
+        started = supervisor_started_at(state.pid, files.base)
+        if started is None:
+            if pidfd is not None:
+                os.close(pidfd)
+            return None
+        return Run.create(key, state.pid, pidfd, started, request, files)
+
+    def _watch_run(self, run: Run) -> None:
+        self._running[run.key] = run
+        self._used_cores += run.request.cores
+        self._used_memory += run.request.memory
+        self._report(run.key, StatusReport(BackendStatus.RUNNING, started_at=run.started_at))
+        if self._tg is None:
+            self._unwatched.append(run)
+        else:
+            self._tg.start_soon(self._watch, run)
+
+    async def _watch(self, run: Run) -> None:
+        try:
+            report = await run.watch(self.limits.kill_grace)
+        except BaseException:
+            run.close()  # the server stops: the job runs on, a later server adopts it
+            raise
+        del self._running[run.key]
+        self._used_cores -= run.request.cores
+        self._used_memory -= run.request.memory
+        self._report(run.key, report)
+        self._kick()
+
+    def _report(self, ref: str, report: StatusReport) -> None:
+        self.context.report(ref, report)
+
+    def _fail(self, ref: str, reason: str) -> None:
+        self._report(ref, StatusReport(BackendStatus.FAILED, reason=reason, ended_at=time.time()))
+
+    def _status_on_disk(self, refs: list[str]) -> dict[str, StatusReport]:
+        """Status from the run files alone (runs in a worker thread)."""
+        answer: dict[str, StatusReport] = {}
+        for ref in refs:
+            files = RunFiles(self._runs_dir, ref) if is_key(ref) else None
+            state = find_state(files) if files is not None else None
+            if files is None or state is None:
+                answer[ref] = StatusReport(BackendStatus.UNKNOWN, raw="no such local job")
+                continue
+            if state.exit_code is None:
+                started = supervisor_started_at(state.pid, files.base)
+                if started is not None:
+                    answer[ref] = StatusReport(BackendStatus.RUNNING, started_at=started)
+                    continue
+                state = files.read_state()
+            answer[ref] = final_report(state, files.read_killed())
+        return answer
+
+
+def find_state(files: RunFiles) -> RunState | None:
+    """What the job's supervisor recorded; None if no supervisor ever ran for it."""
+    state = files.read_state()
+    if state is None and files.launched():
+        # Spawned, but the supervisor has not written its pid yet (or never will).
+        pid = find_supervisor(files.base)
+        if pid is not None:
+            state = RunState(pid)
+    return state
+
+
+def open_logs(job: JobSubmission) -> tuple[int, int]:
+    """The job's stdout and stderr files, opened to append (made, with parents, if need be)."""
+    stdout_path = os.path.abspath(job.stdout_path)
+    stderr_path = os.path.abspath(job.stderr_path)
+    stdout = _open_append(stdout_path)
+    if stderr_path == stdout_path:
+        return stdout, stdout
+    try:
+        return stdout, _open_append(stderr_path)
+    except OSError:
+        os.close(stdout)
+        raise
+
+
+def _open_append(path: str) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o666)
