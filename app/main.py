@@ -9,6 +9,7 @@ outlive the server) and are re-adopted on the next start.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,6 +143,10 @@ def create_app(
                     "gantry is serving",
                     extra={"data_dir": str(data_dir), "backends": sorted(running)},
                 )
+                # Start-up objects are never garbage; collect rarely (see bench/README).
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(20_000, 50, 100)
                 yield
                 await engine.drain()
                 tg.cancel_scope.cancel()

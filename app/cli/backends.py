@@ -30,9 +30,13 @@ def backends(
         table.add_column(column, overflow="fold")
     for info in infos:
         table.add_row(
-            info["name"], _yes_no(info["running"]), _yes_no(info["healthy"]), info["message"],
-            render.key_values({k: "(none)" if v is None else v
-                               for k, v in info["option_defaults"].items()}),
+            info["name"],
+            _yes_no(info["running"]),
+            _yes_no(info["healthy"]),
+            info["message"],
+            render.key_values(
+                {k: "(none)" if v is None else v for k, v in info["option_defaults"].items()}
+            ),
         )
     render.out().print(table)
 

@@ -38,8 +38,9 @@ class Runtime:
     transport: httpx.BaseTransport | None = None
 
     def client(self) -> GantryClient:
-        return GantryClient(self.url, token=os.environ.get("GANTRY_TOKEN"),
-                            transport=self.transport)
+        return GantryClient(
+            self.url, token=os.environ.get("GANTRY_TOKEN"), transport=self.transport
+        )
 
 
 class GantryClient:
@@ -61,8 +62,14 @@ class GantryClient:
         self._http.close()
 
     def request(
-        self, method: str, path: str, *, params: Params | None = None, json: Any = None,
-        headers: Mapping[str, str] | None = None, retries: int = 0,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retries: int = 0,
     ) -> Any:
         """The decoded JSON answer of ``/api/v1<path>``, or a :class:`CliError`.
 
@@ -72,8 +79,9 @@ class GantryClient:
         with self._transport_errors():
             for attempt in itertools.count():
                 try:
-                    response = self._http.request(method, API + path, params=_clean(params),
-                                                  json=json, headers=headers)
+                    response = self._http.request(
+                        method, API + path, params=_clean(params), json=json, headers=headers
+                    )
                     break
                 except httpx.TransportError as exc:
                     # Refused: no server, nothing sent, no point in waiting for one.
@@ -86,8 +94,14 @@ class GantryClient:
     def get(self, path: str, params: Params | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any = None, *, headers: Mapping[str, str] | None = None,
-             retries: int = 0) -> Any:
+    def post(
+        self,
+        path: str,
+        json: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        retries: int = 0,
+    ) -> Any:
         return self.request("POST", path, json=json, headers=headers, retries=retries)
 
     def health(self) -> Any:
@@ -101,9 +115,12 @@ class GantryClient:
         self, path: str, params: Params | None = None, headers: Mapping[str, str] | None = None
     ) -> Iterator[Iterator[sse.SseEvent]]:
         """Server-sent events of ``/api/v1<path>``; errors as for :meth:`request`."""
-        with self._transport_errors(), self._http.stream(
-            "GET", API + path, params=_clean(params), headers=headers, timeout=STREAM_TIMEOUT
-        ) as response:
+        with (
+            self._transport_errors(),
+            self._http.stream(
+                "GET", API + path, params=_clean(params), headers=headers, timeout=STREAM_TIMEOUT
+            ) as response,
+        ):
             if response.is_error:
                 response.read()
                 check(response)
@@ -116,15 +133,18 @@ class GantryClient:
         except httpx.ConnectError:
             raise CliError(
                 f"cannot reach the gantry server at {self.url}: start it with `gantry serve` "
-                "or set --url/GANTRY_URL", USAGE,
+                "or set --url/GANTRY_URL",
+                USAGE,
             ) from None
         except httpx.TimeoutException:
-            raise CliError(f"the gantry server at {self.url} did not answer in time", USAGE
-                           ) from None
+            raise CliError(
+                f"the gantry server at {self.url} did not answer in time", USAGE
+            ) from None
         except httpx.TransportError as exc:
             raise CliError(
                 f"lost the connection to the gantry server at {self.url} "
-                f"({exc or type(exc).__name__})", USAGE,
+                f"({exc or type(exc).__name__})",
+                USAGE,
             ) from None
 
 

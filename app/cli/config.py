@@ -18,12 +18,20 @@ from app.cli import render
 from app.cli.errors import FAILED, USAGE, CliError, guarded
 from app.config_store import ConfigError, ConfigStore, env_name
 
-config_app = typer.Typer(help="Read and change the server's configuration (a local file).",
-                         no_args_is_help=True)
+config_app = typer.Typer(
+    help="Read and change the server's configuration (a local file).", no_args_is_help=True
+)
 
-DataDirOpt = Annotated[Path | None, typer.Option(
-    "--data-dir", "-d", envvar="GANTRY_DATA_DIR", show_envvar=True,
-    help="The server's data dir (default: ./var).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        "-d",
+        envvar="GANTRY_DATA_DIR",
+        show_envvar=True,
+        help="The server's data dir (default: ./var).",
+    ),
+]
 
 
 @contextmanager

@@ -13,11 +13,17 @@ from app.cli import render
 from app.cli.errors import FAILED, CliError, guarded
 from app.cli.serve import load_settings
 
-db_app = typer.Typer(help="Database schema (local; GANTRY_DATABASE_URL or the data dir's "
-                     "SQLite file).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema (local; GANTRY_DATABASE_URL or the data dir's SQLite file).",
+    no_args_is_help=True,
+)
 
-DataDirOpt = Annotated[Path | None, typer.Option(
-    "--data-dir", "-d", help="The server's data dir (default: GANTRY_DATA_DIR or ./var).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", "-d", help="The server's data dir (default: GANTRY_DATA_DIR or ./var)."
+    ),
+]
 
 
 @contextmanager

@@ -18,10 +18,12 @@ JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
 DeviceArg = Annotated[str, typer.Argument(metavar="DEVICE")]
 ChannelArg = Annotated[str, typer.Argument(metavar="CHANNEL")]
 
-component_app = typer.Typer(help="One component (a device channel): status, attrs, measure.",
-                            no_args_is_help=True)
-pipeline_app = typer.Typer(help="One pipeline: load a sample, eject it, mark it ready.",
-                           no_args_is_help=True)
+component_app = typer.Typer(
+    help="One component (a device channel): status, attrs, measure.", no_args_is_help=True
+)
+pipeline_app = typer.Typer(
+    help="One pipeline: load a sample, eject it, mark it ready.", no_args_is_help=True
+)
 
 
 def _table(columns: tuple[str, ...], rows: list[list[Any]]) -> Table:
@@ -37,8 +39,7 @@ def _yes(value: bool) -> Text:
     return Text("yes", style="green") if value else Text("no", style="red")
 
 
-def _show(ctx: typer.Context, path: str, as_json: bool, columns: tuple[str, ...],
-          row: Any) -> None:
+def _show(ctx: typer.Context, path: str, as_json: bool, columns: tuple[str, ...], row: Any) -> None:
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
         items: list[dict[str, Any]] = api.get(path)
@@ -47,46 +48,82 @@ def _show(ctx: typer.Context, path: str, as_json: bool, columns: tuple[str, ...]
     elif items:
         render.out().print(_table(columns, [row(i) for i in items]))
     else:
-        render.note(f"no {path.strip('/')} (is there a devices file? see docs/instruments.md)",
-                    "dim")
+        render.note(
+            f"no {path.strip('/')} (is there a devices file? see docs/instruments.md)", "dim"
+        )
 
 
 @guarded
 def drivers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Installed drivers; those the devices file uses run."""
-    _show(ctx, "/drivers", as_json, ("name", "running", "version", "components", "error"),
-          lambda d: [d["name"], _yes(d["running"]), d["version"] or "-",
-                     ", ".join(d["components"]) or "-", d["error"] or ""])
+    _show(
+        ctx,
+        "/drivers",
+        as_json,
+        ("name", "running", "version", "components", "error"),
+        lambda d: [
+            d["name"],
+            _yes(d["running"]),
+            d["version"] or "-",
+            ", ".join(d["components"]) or "-",
+            d["error"] or "",
+        ],
+    )
 
 
 @guarded
 def devices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The devices of the server's devices file."""
-    _show(ctx, "/devices", as_json, ("name", "driver", "address", "channels", "pollrate"),
-          lambda d: [d["name"], d["driver"], d["address"], ", ".join(d["channels"]),
-                     d["pollrate"] if d["pollrate"] is not None else "-"])
+    _show(
+        ctx,
+        "/devices",
+        as_json,
+        ("name", "driver", "address", "channels", "pollrate"),
+        lambda d: [
+            d["name"],
+            d["driver"],
+            d["address"],
+            ", ".join(d["channels"]),
+            d["pollrate"] if d["pollrate"] is not None else "-",
+        ],
+    )
 
 
 @guarded
 def components(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every component: driver, techniques, pipelines, the job using it."""
-    _show(ctx, "/components", as_json,
-          ("component", "driver", "available", "techniques", "pipelines", "job"),
-          lambda c: [f"{c['device']}/{c['channel']}", c["driver"], _yes(c["available"]),
-                     ", ".join(c["capabilities"]) or (c["error"] or "-"),
-                     ", ".join(f"{r['pipeline']}:{r['role']}" for r in c["roles"]) or "-",
-                     c["job_id"] if c["job_id"] is not None else "-"])
+    _show(
+        ctx,
+        "/components",
+        as_json,
+        ("component", "driver", "available", "techniques", "pipelines", "job"),
+        lambda c: [
+            f"{c['device']}/{c['channel']}",
+            c["driver"],
+            _yes(c["available"]),
+            ", ".join(c["capabilities"]) or (c["error"] or "-"),
+            ", ".join(f"{r['pipeline']}:{r['role']}" for r in c["roles"]) or "-",
+            c["job_id"] if c["job_id"] is not None else "-",
+        ],
+    )
 
 
 @guarded
 def pipelines(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every pipeline: its roles, sample, readiness and running job."""
-    _show(ctx, "/pipelines", as_json, ("name", "roles", "sample", "ready", "job"),
-          lambda p: [p["name"],
-                     ", ".join(f"{c['role']}={c['device']}/{c['channel']}"
-                               for c in p["components"]),
-                     p["sample"] or "-", _yes(p["ready"]),
-                     p["job_id"] if p["job_id"] is not None else "-"])
+    _show(
+        ctx,
+        "/pipelines",
+        as_json,
+        ("name", "roles", "sample", "ready", "job"),
+        lambda p: [
+            p["name"],
+            ", ".join(f"{c['role']}={c['device']}/{c['channel']}" for c in p["components"]),
+            p["sample"] or "-",
+            _yes(p["ready"]),
+            p["job_id"] if p["job_id"] is not None else "-",
+        ],
+    )
 
 
 # --- gantry component ... ---------------------------------------------------------
@@ -98,8 +135,9 @@ def _path(device: str, channel: str) -> str:
 
 @component_app.command("status")
 @guarded
-def component_status(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
-                     as_json: JsonOpt = False) -> None:
+def component_status(
+    ctx: typer.Context, device: DeviceArg, channel: ChannelArg, as_json: JsonOpt = False
+) -> None:
     """Status, constants and last reading of a component."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
@@ -127,8 +165,9 @@ def component_status(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
 
 @component_app.command("attrs")
 @guarded
-def component_attrs(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
-                    as_json: JsonOpt = False) -> None:
+def component_attrs(
+    ctx: typer.Context, device: DeviceArg, channel: ChannelArg, as_json: JsonOpt = False
+) -> None:
     """The attrs of a component: type, writable, units, limits, options."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
@@ -136,9 +175,17 @@ def component_attrs(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
     if as_json:
         render.print_json(attrs)
         return
-    rows = [[name, a["type"], _yes(a["rw"]), a["units"] or "-",
-             _limits(a), ", ".join(map(str, a["options"])) if a["options"] else "-"]
-            for name, a in attrs.items()]
+    rows = [
+        [
+            name,
+            a["type"],
+            _yes(a["rw"]),
+            a["units"] or "-",
+            _limits(a),
+            ", ".join(map(str, a["options"])) if a["options"] else "-",
+        ]
+        for name, a in attrs.items()
+    ]
     render.out().print(_table(("attr", "type", "writable", "units", "limits", "options"), rows))
 
 
@@ -151,8 +198,12 @@ def _limits(attr: dict[str, Any]) -> str:
 
 @component_app.command("get")
 @guarded
-def component_get(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
-                  attr: Annotated[str, typer.Argument(metavar="ATTR")]) -> None:
+def component_get(
+    ctx: typer.Context,
+    device: DeviceArg,
+    channel: ChannelArg,
+    attr: Annotated[str, typer.Argument(metavar="ATTR")],
+) -> None:
     """Print one attr's value."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
@@ -163,24 +214,29 @@ def component_get(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
 
 @component_app.command("set")
 @guarded
-def component_set(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
-                  attr: Annotated[str, typer.Argument(metavar="ATTR")],
-                  value: Annotated[str, typer.Argument(metavar="VALUE", help="A number, text "
-                                                       "or a quantity with units: '5 ms'.")],
-                  ) -> None:
+def component_set(
+    ctx: typer.Context,
+    device: DeviceArg,
+    channel: ChannelArg,
+    attr: Annotated[str, typer.Argument(metavar="ATTR")],
+    value: Annotated[
+        str,
+        typer.Argument(metavar="VALUE", help="A number, text or a quantity with units: '5 ms'."),
+    ],
+) -> None:
     """Set one attr; the server checks type, units, limits and options."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        answer = api.request("PUT", f"{_path(device, channel)}/attrs/{attr}",
-                             json={"value": value})
+        answer = api.request("PUT", f"{_path(device, channel)}/attrs/{attr}", json={"value": value})
     units = f" {answer['units']}" if answer.get("units") else ""
     print(f"{attr} = {render.format_value(answer['value'])}{units}")
 
 
 @component_app.command("measure")
 @guarded
-def component_measure(ctx: typer.Context, device: DeviceArg, channel: ChannelArg,
-                      as_json: JsonOpt = False) -> None:
+def component_measure(
+    ctx: typer.Context, device: DeviceArg, channel: ChannelArg, as_json: JsonOpt = False
+) -> None:
     """Take one reading now (the component must be idle)."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
@@ -207,24 +263,30 @@ def _pipeline_change(ctx: typer.Context, name: str, action: str, body: Any = Non
 
 @pipeline_app.command("load")
 @guarded
-def pipeline_load(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="PIPELINE")],
-                  sample: Annotated[str, typer.Argument(metavar="SAMPLE")]) -> None:
+def pipeline_load(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="PIPELINE")],
+    sample: Annotated[str, typer.Argument(metavar="SAMPLE")],
+) -> None:
     """Load SAMPLE into an idle, empty pipeline."""
     _pipeline_change(ctx, name, "load", {"sample": sample})
 
 
 @pipeline_app.command("eject")
 @guarded
-def pipeline_eject(ctx: typer.Context,
-                   name: Annotated[str, typer.Argument(metavar="PIPELINE")]) -> None:
+def pipeline_eject(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="PIPELINE")]
+) -> None:
     """Remove the sample of an idle pipeline."""
     _pipeline_change(ctx, name, "eject")
 
 
 @pipeline_app.command("ready")
 @guarded
-def pipeline_ready(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="PIPELINE")],
-                   not_ready: Annotated[bool, Opt("--not", help="Mark it not ready.")] = False,
-                   ) -> None:
+def pipeline_ready(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="PIPELINE")],
+    not_ready: Annotated[bool, Opt("--not", help="Mark it not ready.")] = False,
+) -> None:
     """Mark a pipeline ready: jobs for its sample may run on it."""
     _pipeline_change(ctx, name, "ready", {"ready": not not_ready})

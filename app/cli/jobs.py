@@ -22,16 +22,20 @@ STATES = ("queued", "submitted", "running", "cancelling", "completed", "failed",
 @guarded
 def list_jobs(
     ctx: typer.Context,
-    ids: Annotated[list[int] | None, typer.Argument(
-        metavar="[ID]...", help="Show these jobs; without ids, the newest jobs.")] = None,
-    state: Annotated[list[str] | None, Opt("--state", "-s", help=f"One of {', '.join(STATES)}. "
-                                           "Repeatable.")] = None,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[ID]...", help="Show these jobs; without ids, the newest jobs."),
+    ] = None,
+    state: Annotated[
+        list[str] | None, Opt("--state", "-s", help=f"One of {', '.join(STATES)}. Repeatable.")
+    ] = None,
     backend: Annotated[str | None, Opt("--backend", "-b")] = None,
     name: Annotated[str | None, Opt("--name", "-n", help="Name prefix.")] = None,
     tag: Annotated[str | None, Opt("--tag", "-t")] = None,
     limit: Annotated[int, Opt("--limit", "-l", min=1, max=1000)] = 100,
-    before: Annotated[int | None, Opt(metavar="ID", help="Only jobs older than this id "
-                                      "(the next page).")] = None,
+    before: Annotated[
+        int | None, Opt(metavar="ID", help="Only jobs older than this id (the next page).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List jobs, newest first (`status ID...` shows those jobs)."""
@@ -49,8 +53,17 @@ def list_jobs(
                     render.error(exc.message)
                     missing += 1
         else:
-            page = api.get("/jobs", {"state": state, "backend": backend, "name": name,
-                                     "tag": tag, "limit": limit, "before": before})
+            page = api.get(
+                "/jobs",
+                {
+                    "state": state,
+                    "backend": backend,
+                    "name": name,
+                    "tag": tag,
+                    "limit": limit,
+                    "before": before,
+                },
+            )
     if as_json:
         render.print_json(page)
     elif page["items"]:
@@ -65,7 +78,8 @@ def list_jobs(
 
 @guarded
 def show(
-    ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")],
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
     as_json: JsonOpt = False,
 ) -> None:
     """A job's details: state, spec, options, dependencies, warnings."""
@@ -91,9 +105,13 @@ def details(job: dict[str, Any]) -> Table:
         state.append(f" (exit code {job['exit_code']})")
     ref = f" (ref {job['backend_ref']})" if job.get("backend_ref") else ""
     rows: list[tuple[str, str | Text]] = [
-        ("id", str(job["id"])), ("name", job["name"]), ("state", state),
-        ("reason", job.get("reason") or "-"), ("backend", job["backend"] + ref),
-        ("attempt", str(job.get("attempt", 0))), ("priority", str(job.get("priority", 0))),
+        ("id", str(job["id"])),
+        ("name", job["name"]),
+        ("state", state),
+        ("reason", job.get("reason") or "-"),
+        ("backend", job["backend"] + ref),
+        ("attempt", str(job.get("attempt", 0))),
+        ("priority", str(job.get("priority", 0))),
         ("tags", ", ".join(job.get("tags", [])) or "-"),
         ("depends on", ", ".join(map(str, job.get("depends_on", []))) or "-"),
         ("options", render.key_values(job.get("options", {}))),
@@ -125,9 +143,11 @@ def _event_line(row: dict[str, Any]) -> Text:
 
 @guarded
 def events(
-    ctx: typer.Context, job_id: Annotated[int, typer.Argument(metavar="ID")],
-    follow: Annotated[bool, Opt("--follow", "-f", help="Keep printing until the job ends.")]
-    = False,
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    follow: Annotated[
+        bool, Opt("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
     as_json: Annotated[bool, Opt("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """A job's state changes, oldest first."""

@@ -15,12 +15,15 @@ from app.cli.errors import INTERRUPTED, CliError, guarded
 def logs(
     ctx: typer.Context,
     job_id: Annotated[int, typer.Argument(metavar="ID")],
-    stderr: Annotated[bool, typer.Option("--stderr", help="The job's stderr instead of "
-                                         "stdout.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job "
-                                         "ends.")] = False,
-    attempt: Annotated[int | None, typer.Option(min=1, help="An earlier attempt's log "
-                                                "(default: the latest).")] = None,
+    stderr: Annotated[
+        bool, typer.Option("--stderr", help="The job's stderr instead of stdout.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="An earlier attempt's log (default: the latest).")
+    ] = None,
 ) -> None:
     """Print a job's log."""
     runtime: Runtime = ctx.obj
@@ -50,5 +53,6 @@ def _follow(api: GantryClient, job_id: int, params: dict[str, Any]) -> None:
                 render.write_raw(event.data)
             elif event.event == "end":
                 return
-    raise CliError(f"the log stream ended before job {job_id} did: run "
-                   f"`gantry logs -f {job_id}` again")
+    raise CliError(
+        f"the log stream ended before job {job_id} did: run `gantry logs -f {job_id}` again"
+    )

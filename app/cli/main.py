@@ -31,10 +31,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(envvar="GANTRY_URL", show_envvar=True,
-                                     help="The gantry server.")] = DEFAULT_URL,
-    _: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                    help="Print the version and exit.")] = False,
+    url: Annotated[
+        str, typer.Option(envvar="GANTRY_URL", show_envvar=True, help="The gantry server.")
+    ] = DEFAULT_URL,
+    _: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     # Tests hand in a Runtime (with a mock transport) as the context's obj.
     runtime = ctx.obj if isinstance(ctx.obj, Runtime) else Runtime()

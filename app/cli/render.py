@@ -122,8 +122,13 @@ def jobs_table(jobs: Iterable[Mapping[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
     for job in jobs:
         table.add_row(
-            str(job["id"]), job["name"], job["backend"], state_text(job["state"]),
-            shorten(job.get("reason")), local_time(job.get("created_at")), duration(job),
+            str(job["id"]),
+            job["name"],
+            job["backend"],
+            state_text(job["state"]),
+            shorten(job.get("reason")),
+            local_time(job.get("created_at")),
+            duration(job),
         )
     return table
 

@@ -27,8 +27,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise CliError("invalid settings (GANTRY_* variables or options):\n"
-                       + "\n".join(lines), USAGE) from None
+        raise CliError(
+            "invalid settings (GANTRY_* variables or options):\n" + "\n".join(lines), USAGE
+        ) from None
 
 
 def _refuse_exposure_without_tokens(settings: Settings) -> None:
@@ -66,15 +67,17 @@ def _refuse_bad_devices_file(settings: Settings) -> None:
 
 @guarded
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default: "
-                                             "GANTRY_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: GANTRY_PORT or 8000).")]
-    = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", "-d", help="Database, logs and runs (default: GANTRY_DATA_DIR or "
-        "./var).")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")]
-    = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: GANTRY_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: GANTRY_PORT or 8000).")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", "-d", help="Database, logs and runs (default: GANTRY_DATA_DIR or ./var)."
+        ),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     """Run the gantry server; SIGTERM or Ctrl-C stop it gracefully."""
     import uvicorn
@@ -87,8 +90,13 @@ def serve(
     _refuse_exposure_without_tokens(settings)
     _refuse_bad_devices_file(settings)
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        lifespan="on", timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        server_header=False,
     )
     server = uvicorn.Server(config)
     server.run()

@@ -45,22 +45,27 @@ def read_script(source: str | None, words: list[str] | None, stdin: TextIO) -> s
     """The job's script: the words after ``--``, a file, or stdin."""
     if words is not None:
         if source is not None:
-            raise CliError(f"give a script file ({source}) or a command after `--`, not both",
-                           USAGE)
+            raise CliError(
+                f"give a script file ({source}) or a command after `--`, not both", USAGE
+            )
         if not words:
             raise CliError("nothing after `--`: give the command to run", USAGE)
         return shlex.join(words)
     if source == "-" or (source is None and not stdin.isatty()):
         text, origin = stdin.read(), "stdin"
     elif source is None:
-        raise CliError("give the job's script: a file, `-` for stdin, or a command after `--` "
-                       "(gantry submit -- echo hello)", USAGE)
+        raise CliError(
+            "give the job's script: a file, `-` for stdin, or a command after `--` "
+            "(gantry submit -- echo hello)",
+            USAGE,
+        )
     else:
         try:
             text, origin = Path(source).read_text(), source
         except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read script file {source}: "
-                           f"{getattr(exc, 'strerror', None) or exc}", USAGE) from None
+            raise CliError(
+                f"cannot read script file {source}: {getattr(exc, 'strerror', None) or exc}", USAGE
+            ) from None
     if not text.strip():
         raise CliError(f"the script from {origin} is empty: give the commands the job runs", USAGE)
     return text
@@ -101,31 +106,51 @@ Opt = typer.Option
 @guarded
 def submit(
     ctx: typer.Context,
-    script: Annotated[str | None, typer.Argument(
-        metavar="SCRIPT_FILE|-",
-        help="Shell script to run; `-` or piped stdin reads it from stdin. Or give the "
-             "command after `--`: gantry submit -- make all.",
-    )] = None,
-    name: Annotated[str | None, Opt("--name", "-n", help="Job name (default: the script's "
-                                    "or command's name).")] = None,
-    backend: Annotated[str | None, Opt("--backend", "-b", help="Backend (default: the "
-                                       "server's).")] = None,
-    option: Annotated[list[str] | None, Opt("--option", "-o", metavar="KEY=VALUE",
-                                            help="Backend option, e.g. -o cores=4 -o "
-                                            "walltime=01:00:00. Repeatable.")] = None,
-    after: Annotated[list[int] | None, Opt("--after", metavar="ID", help="Run after this job "
-                                           "completed. Repeatable.")] = None,
-    tag: Annotated[list[str] | None, Opt("--tag", "-t", metavar="TAG",
-                                            help="Tag. Repeatable.")] = None,
+    script: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SCRIPT_FILE|-",
+            help="Shell script to run; `-` or piped stdin reads it from stdin. Or give the "
+            "command after `--`: gantry submit -- make all.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, Opt("--name", "-n", help="Job name (default: the script's or command's name).")
+    ] = None,
+    backend: Annotated[
+        str | None, Opt("--backend", "-b", help="Backend (default: the server's).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        Opt(
+            "--option",
+            "-o",
+            metavar="KEY=VALUE",
+            help="Backend option, e.g. -o cores=4 -o walltime=01:00:00. Repeatable.",
+        ),
+    ] = None,
+    after: Annotated[
+        list[int] | None,
+        Opt("--after", metavar="ID", help="Run after this job completed. Repeatable."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, Opt("--tag", "-t", metavar="TAG", help="Tag. Repeatable.")
+    ] = None,
     priority: Annotated[int, Opt(help="Higher runs first (-1000..1000).")] = 0,
-    workdir: Annotated[Path | None, Opt("--workdir", "-C", help="Directory the job starts in "
-                                        "(default: the current one).")] = None,
-    env: Annotated[list[str] | None, Opt("--env", "-e", metavar="KEY=VALUE",
-                                         help="Environment variable. Repeatable.")] = None,
-    wait_: Annotated[bool, Opt("--wait", "-w", help="Follow the job until it ends; exit 1 "
-                               "unless it completed.")] = False,
-    as_json: Annotated[bool, Opt("--json", help="Print the submitted job (with --wait: the "
-                                 "ended job) as JSON.")] = False,
+    workdir: Annotated[
+        Path | None,
+        Opt("--workdir", "-C", help="Directory the job starts in (default: the current one)."),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        Opt("--env", "-e", metavar="KEY=VALUE", help="Environment variable. Repeatable."),
+    ] = None,
+    wait_: Annotated[
+        bool, Opt("--wait", "-w", help="Follow the job until it ends; exit 1 unless it completed.")
+    ] = False,
+    as_json: Annotated[
+        bool, Opt("--json", help="Print the submitted job (with --wait: the ended job) as JSON.")
+    ] = False,
 ) -> None:
     """Submit a command job; prints its id."""
     words: list[str] | None = ctx.meta.get(WORDS)
@@ -143,8 +168,12 @@ def submit(
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
         # The key lets a submit whose answer was lost be resent without a twin job.
-        job = api.post("/jobs", {k: v for k, v in body.items() if v is not None},
-                       headers={"Idempotency-Key": uuid.uuid4().hex}, retries=SUBMIT_RETRIES)
+        job = api.post(
+            "/jobs",
+            {k: v for k, v in body.items() if v is not None},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            retries=SUBMIT_RETRIES,
+        )
         for warning in job.get("warnings", []):
             render.warn(f"warning: {warning}")
         if as_json and not wait_:
@@ -164,8 +193,9 @@ def load_batch(source: str, stdin: TextIO) -> list[dict[str, Any]]:
     try:
         text = stdin.read() if source == "-" else Path(source).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read batch file {source}: "
-                       f"{getattr(exc, 'strerror', None) or exc}", USAGE) from None
+        raise CliError(
+            f"cannot read batch file {source}: {getattr(exc, 'strerror', None) or exc}", USAGE
+        ) from None
     origin = "stdin" if source == "-" else source
     try:
         data = json.loads(text)
@@ -182,13 +212,29 @@ def load_batch(source: str, stdin: TextIO) -> list[dict[str, Any]]:
 @guarded
 def submit_batch(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="FILE.json | -", help='JSON: {"jobs": '
-                                          '[...]} or a list of jobs as for POST /api/v1/jobs.')],
-    workdir: Annotated[Path | None, Opt("--workdir", "-C", help="For jobs without a "
-                                        "working_dir, and base of relative ones (default: "
-                                        "the current directory).")] = None,
-    wait_: Annotated[bool, Opt("--wait", "-w", help="Show progress until all jobs ended; "
-                               "exit 1 unless all completed.")] = False,
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE.json | -",
+            help='JSON: {"jobs": [...]} or a list of jobs as for POST /api/v1/jobs.',
+        ),
+    ],
+    workdir: Annotated[
+        Path | None,
+        Opt(
+            "--workdir",
+            "-C",
+            help="For jobs without a "
+            "working_dir, and base of relative ones (default: "
+            "the current directory).",
+        ),
+    ] = None,
+    wait_: Annotated[
+        bool,
+        Opt(
+            "--wait", "-w", help="Show progress until all jobs ended; exit 1 unless all completed."
+        ),
+    ] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the server's answer as JSON.")] = False,
 ) -> None:
     """Submit many jobs at once (all are stored, or none); prints `id name` per job."""
@@ -212,11 +258,14 @@ def submit_batch(
             return
         ended = wait.wait_for_batch(api, answer["jobs"])
     names = {job["id"]: job["name"] for job in answer["jobs"]}
-    unsuccessful = [f"{i} {names[i]} ({state})" for i, state in sorted(ended.items())
-                    if state != "completed"]
+    unsuccessful = [
+        f"{i} {names[i]} ({state})" for i, state in sorted(ended.items()) if state != "completed"
+    ]
     all_done = not unsuccessful
-    render.note(f"{len(ended)} jobs ended: {wait.summary(Counter(ended.values()))}",
-                "green" if all_done else "red")
+    render.note(
+        f"{len(ended)} jobs ended: {wait.summary(Counter(ended.values()))}",
+        "green" if all_done else "red",
+    )
     if unsuccessful:
         render.note("not completed: " + ", ".join(unsuccessful), "red")
     raise typer.Exit(0 if all_done else FAILED)

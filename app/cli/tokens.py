@@ -92,6 +92,11 @@ def list_(data_dir: DataDirOpt = None) -> None:
             engine.dispose()
     table = Table("id", "name", "scopes", "created", "revoked")
     for t in tokens:
-        table.add_row(str(t.id), t.name, ",".join(t.scopes), str(t.created_at)[:19],
-                      str(t.revoked_at)[:19] if t.revoked_at else "")
+        table.add_row(
+            str(t.id),
+            t.name,
+            ",".join(t.scopes),
+            str(t.created_at)[:19],
+            str(t.revoked_at)[:19] if t.revoked_at else "",
+        )
     render.out().print(table)

@@ -45,8 +45,10 @@ def wait_for_job(api: GantryClient, job_id: int) -> dict[str, Any]:
         _interrupted(f"job {job_id} keeps running: `gantry cancel {job_id}` stops it")
     job: dict[str, Any] = api.get(f"/jobs/{job_id}")
     if job["state"] not in render.TERMINAL:
-        raise CliError(f"the event stream ended early; job {job_id} is {job['state']}: "
-                       f"run `gantry status {job_id}` later")
+        raise CliError(
+            f"the event stream ended early; job {job_id} is {job['state']}: "
+            f"run `gantry status {job_id}` later"
+        )
     return job
 
 
@@ -76,12 +78,18 @@ def wait_for_batch(api: GantryClient, jobs: list[dict[str, Any]]) -> dict[int, s
     counts: Counter[str] = Counter()
     pending = set(ids)
     console = render.err()
-    columns = (TextColumn("jobs ended"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.description}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("jobs ended"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
     try:
         # A pipe gets no bar: rich would leave an empty line there.
-        with Progress(*columns, console=console, transient=True,
-                      disable=not console.is_terminal) as progress:
+        with Progress(
+            *columns, console=console, transient=True, disable=not console.is_terminal
+        ) as progress:
             task = progress.add_task("", total=len(ids))
             with api.stream("/events", {"follow": True, "after": after}) as events:
                 for row in _decoded(events):

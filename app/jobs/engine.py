@@ -13,12 +13,14 @@ never a polling sleep.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from app.jobs.store import (
     NewJob,
     Transition,
     apply_transitions,
+    insert_job_groups,
     insert_jobs,
     job_states,
 )
@@ -71,6 +74,15 @@ class JobAlreadyEnded(RuntimeError):
         self.state = state
 
 
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():  # the caller went away; the write stands
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 def _ts(epoch: float | None) -> datetime:
     return datetime.fromtimestamp(epoch, UTC) if epoch else datetime.now(UTC)
 
@@ -93,6 +105,8 @@ class Engine:
         self.data_dir = data_dir
         self.database = database
         self.jobs: dict[int, ActiveJob] = {}
+        self._submissions: list[tuple[Sequence[NewJob], asyncio.Future[Created]]] = []
+        self._submitting = False
         #: id -> (state, name) of recently ended jobs
         self.final_states: OrderedDict[int, tuple[str, str]] = OrderedDict()
         self._refs: dict[tuple[str, str], int] = {}
@@ -153,10 +167,55 @@ class Engine:
     async def submit(
         self, new_jobs: Sequence[NewJob], idempotency: tuple[str, str] | None = None
     ) -> Created:
-        """Store jobs in one transaction; the engine takes them on at commit."""
-        return await self.writer.execute(
-            lambda conn: insert_jobs(conn, new_jobs, idempotency), self._adopt_created
-        )
+        """Store jobs in one transaction; the engine takes them on at commit.
+
+        Submissions that arrive while an earlier group is being written are
+        inserted together (one INSERT per table for all of them): per-statement
+        cost, not per-job cost, is what limits one-job-per-request submits.
+        """
+        if idempotency is not None:
+            return await self.writer.execute(
+                lambda conn: insert_jobs(conn, new_jobs, idempotency), self._adopt_created
+            )
+        future: asyncio.Future[Created] = asyncio.get_running_loop().create_future()
+        self._submissions.append((new_jobs, future))
+        if not self._submitting:
+            self._submitting = True
+            asyncio.get_running_loop().create_task(self._write_submissions())
+        return await future
+
+    async def _write_submissions(self) -> None:
+        try:
+            while self._submissions:
+                group, self._submissions = self._submissions, []
+                batches = [jobs for jobs, _ in group]
+                try:
+                    created = await self.writer.execute(
+                        partial(insert_job_groups, groups=batches), self._adopt_all
+                    )
+                except Exception as exc:
+                    if len(group) == 1:
+                        _settle(group[0][1], exc)
+                        continue
+                    # One bad submission (an unknown dependency) fails alone.
+                    for jobs, future in group:
+                        try:
+                            one = await self.writer.execute(
+                                partial(insert_jobs, new_jobs=jobs), self._adopt_created
+                            )
+                        except Exception as error:
+                            _settle(future, error)
+                        else:
+                            _settle(future, one)
+                    continue
+                for (_, future), one in zip(group, created, strict=True):
+                    _settle(future, one)
+        finally:
+            self._submitting = False
+
+    def _adopt_all(self, results: list[Created]) -> None:
+        for created in results:
+            self._adopt_created(created)
 
     def _adopt_created(self, created: Created) -> None:
         if created.replayed:

@@ -126,7 +126,7 @@ async def build_jobs(
             )
         )
         nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))
-    missing = await anyio.to_thread.run_sync(_check_dirs, set(dirs))
+    missing = await anyio.to_thread.run_sync(_check_dirs, set(dirs)) if dirs else None
     if missing is not None:
         i = dirs[missing]
         loc = ("body", "jobs", i, "working_dir") if batch else ("body", "working_dir")

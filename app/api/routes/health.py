@@ -11,8 +11,9 @@ from app.api.deps import EngineDep
 from app.schemas import Health
 
 router = APIRouter(tags=["health"])
+VERSION = version("gantry")
 
 
 @router.get("/healthz", response_model=Health)
 async def healthz(engine: EngineDep) -> dict[str, Any]:
-    return {"status": "ok", "version": version("gantry"), "active_jobs": len(engine.jobs)}
+    return {"status": "ok", "version": VERSION, "active_jobs": len(engine.jobs)}

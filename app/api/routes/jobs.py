@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from app.api.deps import MAX_ID, CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
 from app.jobs.engine import JobNotFound
 from app.jobs.service import SubmissionError, build_jobs
-from app.jobs.store import JobFilter, get_dependencies, get_job, list_jobs
+from app.jobs.store import JobFilter, get_job_detail, list_jobs
 from app.schemas import (
     CancelResult,
     ErrorBody,
@@ -104,11 +104,10 @@ async def list_jobs_page(
 
 @router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 async def show_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:
-    row = await read(get_job, job_id)
+    row = await read(get_job_detail, job_id)
     if row is None:
         raise JobNotFound(job_id)
-    deps = await read(get_dependencies, [job_id])
-    return {**row, "depends_on": deps.get(job_id, [])}
+    return row
 
 
 @router.post(
