@@ -114,6 +114,8 @@ class DataStore:
             self._running = False
             with anyio.CancelScope(shield=True):
                 await self._flush()
+                # Jobs still running at shutdown keep their files open: close them.
+                await anyio.to_thread.run_sync(self._close_all, limiter=self._limiter)
 
     async def close(self, paths: Sequence[Path]) -> None:
         """Return once everything appended for ``paths`` is written, fsynced and closed.
@@ -170,6 +172,12 @@ class DataStore:
         if time.monotonic() - self._synced_at >= FSYNC_EVERY:
             self._sync(list(self._dirty))
             self._synced_at = time.monotonic()
+
+    def _close_all(self) -> None:
+        self._sync(list(self._files))
+        while self._files:
+            _, handle = self._files.popitem()
+            handle.close()
 
     def _sync(self, paths: Sequence[Path]) -> None:
         for path in paths:
