@@ -59,6 +59,10 @@ export async function openDetail(id) {
   for (const event of current.buffered) onEvent(event);
   current.buffered = [];
   renderFields();
+  // The two reads ran in parallel: if the events are newer than the job row
+  // (a transition committed in between), read the job again.
+  const newest = events.items.at(-1);
+  if (newest && newest.to_state !== current.job.state) refetch();
   // A command job has a script, an instrument job a payload (sample and method).
   const payload = job.spec == null && job.payload != null;
   fill($("#detail-spec-title"), payload ? "Payload" : "Script");
