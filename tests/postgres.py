@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOW = ("needs PostgreSQL server binaries and root: apt-get install postgresql "
@@ -40,7 +40,7 @@ def available() -> bool:
 class Cluster:
     port: int
     socket_dir: Path
-    _names: Iterator[int] = itertools.count(1)
+    _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def new_database(self) -> str:
         """A fresh empty database; returns its SQLAlchemy URL."""
