@@ -6,6 +6,7 @@ the offending field, which the API turns into 422 answers.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -87,12 +88,17 @@ async def build_jobs(
     jobs: list[NewJob] = []
     nodes: list[Node] = []
     dirs: dict[str, int] = {}
+    # Jobs of a batch mostly share their options: check each distinct set once.
+    checked: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
     for i, req in enumerate(requests):
         loc: tuple[str | int, ...] = ("body", "jobs", i) if batch else ("body",)
         payload = await instrument_payload(req, catalog, loc)
         chosen = "instrument" if payload is not None else req.backend
         name, backend = catalog.backend(chosen, (*loc, "backend"))
-        options, warnings = prepare_options(name, backend, req.options, loc)
+        key = (name, json.dumps(req.options, sort_keys=True, default=repr))
+        if key not in checked:
+            checked[key] = prepare_options(name, backend, req.options, loc)
+        options, warnings = dict(checked[key][0]), list(checked[key][1])
         working_dir = req.working_dir or str(default_dir)
         if req.working_dir:
             dirs.setdefault(os.path.normpath(req.working_dir), i)  # noqa: ASYNC240 (string only)
