@@ -7,6 +7,8 @@ from typing import Any
 
 from app.jobs.states import JobState
 
+_STATES = {state.value: state for state in JobState}
+
 
 @dataclass(slots=True, eq=False)
 class ActiveJob:
@@ -51,7 +53,7 @@ class ActiveJob:
             id=row["id"],
             name=row["name"],
             backend=row["backend"],
-            state=JobState(row["state"]),
+            state=_STATES[row["state"]],
             priority=row["priority"],
             attempt=row["attempt"],
             ref=row["backend_ref"],

@@ -78,6 +78,16 @@ def _check_dirs(dirs: set[str]) -> str | None:
     return None
 
 
+def _options_key(options: Mapping[str, Any]) -> str:
+    """A cheap identity for a set of options (most batches share one)."""
+    if not options:
+        return ""
+    try:
+        return repr(sorted(options.items()))
+    except TypeError:  # values of mixed, unorderable types
+        return json.dumps(options, sort_keys=True, default=repr)
+
+
 async def build_jobs(
     requests: Sequence[JobCreate], catalog: Catalog, default_dir: Path, *, batch: bool
 ) -> list[NewJob]:
@@ -95,7 +105,7 @@ async def build_jobs(
         payload = await instrument_payload(req, catalog, loc)
         chosen = "instrument" if payload is not None else req.backend
         name, backend = catalog.backend(chosen, (*loc, "backend"))
-        key = (name, json.dumps(req.options, sort_keys=True, default=repr))
+        key = (name, _options_key(req.options))
         if key not in checked:
             checked[key] = prepare_options(name, backend, req.options, loc)
         options, warnings = dict(checked[key][0]), list(checked[key][1])
