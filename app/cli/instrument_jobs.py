@@ -6,19 +6,17 @@ import json
 import os
 import sys
 import tomllib
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 
-from app.cli import render, wait
 from app.cli.client import API, STREAM_TIMEOUT, Runtime, check
 from app.cli.errors import INTERRUPTED, USAGE, CliError, guarded
+from app.cli.submit import post_job
 
 Opt = typer.Option
-SUBMIT_RETRIES = 2
 PAGE = 10_000
 
 
@@ -85,20 +83,7 @@ def submit_instrument(
     if not body["name"][0].isalpha() and body["name"][0] != "_":
         body["name"] = "_" + body["name"]
     runtime: Runtime = ctx.obj
-    with runtime.client() as api:
-        job = api.post(
-            "/jobs", body, headers={"Idempotency-Key": uuid.uuid4().hex}, retries=SUBMIT_RETRIES
-        )
-        if as_json and not wait_:
-            render.print_json(job)
-        elif not as_json:
-            print(job["id"], flush=True)
-        if not wait_:
-            return
-        ended = wait.wait_for_job(api, job["id"])
-    if as_json:
-        render.print_json(ended)
-    raise typer.Exit(wait.report_end(ended))
+    post_job(runtime, body, wait_, as_json)
 
 
 @guarded

@@ -166,13 +166,15 @@ def submit(
         "priority": priority,
     }
     runtime: Runtime = ctx.obj
+    post_job(runtime, {k: v for k, v in body.items() if v is not None}, wait_, as_json)
+
+
+def post_job(runtime: Runtime, body: dict[str, Any], wait_: bool, as_json: bool) -> None:
+    """Submit one job, print its id (or JSON), and with ``wait_`` follow it to its end."""
     with runtime.client() as api:
         # The key lets a submit whose answer was lost be resent without a twin job.
         job = api.post(
-            "/jobs",
-            {k: v for k, v in body.items() if v is not None},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            retries=SUBMIT_RETRIES,
+            "/jobs", body, headers={"Idempotency-Key": uuid.uuid4().hex}, retries=SUBMIT_RETRIES
         )
         for warning in job.get("warnings", []):
             render.warn(f"warning: {warning}")

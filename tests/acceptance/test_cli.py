@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,20 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-GANTRY = str(Path(sys.executable).with_name("gantry"))
+from tests.acceptance.server import GANTRY, clean_env, free_port
+
 START_TIMEOUT = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GANTRY_")}
-    return {**env, "NO_COLOR": "1", **extra}
 
 
 @dataclass
