@@ -114,3 +114,63 @@ def test_sigterm_stops_the_server_and_leaves_running_jobs_running(
     with server.client() as client:
         final = wait_all(client, [job])[job]
         assert final["state"] == "completed" and final["attempt"] == 1
+
+
+DEMO_DEVICES = Path(__file__).resolve().parents[2] / "app" / "instruments" / "demo-devices.toml"
+
+
+def test_kill_9_with_slurm_and_instrument_jobs_in_flight(tmp_path: Path) -> None:
+    """A Slurm job runs on through the crash and is re-adopted; an instrument
+    job cannot resume mid-method, so it fails saying so and keeps its data."""
+    from tests.conftest import need
+    from tests.integration.test_backend_suite import SLURM_HOW, slurm_running
+
+    need(slurm_running(), SLURM_HOW)
+    server = ServerProcess(tmp_path, GANTRY_DEVICES_FILE=str(DEMO_DEVICES))
+    server.start()
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        with server.client() as client:
+            on_slurm = submit(
+                client, "on_slurm", "sleep 4; echo done", backend="slurm", working_dir=str(work)
+            )
+            client.post("/api/v1/pipelines/pip-counter-1/load", json={"sample": "S1"})
+            assert client.post("/api/v1/pipelines/pip-counter-1/ready").status_code == 200
+            counting = client.post(
+                "/api/v1/jobs",
+                json={
+                    "name": "counting",
+                    "payload": {
+                        "sample": {"name": "S1"},
+                        "method": [
+                            {
+                                "component_role": "counter",
+                                "technique_name": "count",
+                                "max_duration": 30,
+                                "sampling_interval": 0.1,
+                            }
+                        ],
+                    },
+                },
+            )
+            assert counting.status_code == 201, counting.text
+            counting_id = counting.json()["id"]
+            after_slurm = submit(client, "after_slurm", "true", depends_on=[on_slurm])
+            wait_state(client, on_slurm, "running")
+            wait_state(client, counting_id, "running")
+            time.sleep(1.0)  # some samples stored
+        server.kill()
+        server.start()
+        with server.client() as client:
+            jobs = wait_all(client, [on_slurm, counting_id, after_slurm])
+            assert jobs[on_slurm]["state"] == "completed" and jobs[on_slurm]["attempt"] == 1
+            assert jobs[after_slurm]["state"] == "completed"
+            assert jobs[counting_id]["state"] == "failed"
+            assert "server stopped" in (jobs[counting_id]["reason"] or "")
+            data = client.get(f"/api/v1/jobs/{counting_id}/data", params={"format": "csv"})
+            assert data.status_code == 200 and len(data.text.splitlines()) > 5
+            pipeline = client.get("/api/v1/pipelines/pip-counter-1").json()
+            assert pipeline["job_id"] is None, "the pipeline was not freed"
+    finally:
+        server.stop()
