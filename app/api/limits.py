@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(Exception):
-    pass
+    """The request body passed the size limit while it was being read."""
 
 
 def too_large_message(limit: int) -> str:

@@ -28,11 +28,11 @@ CALL_TIMEOUT = 10.0
 
 
 class UnknownComponent(LookupError):
-    pass
+    """No registered component at that device and channel."""
 
 
 class DriverTimeout(TimeoutError):
-    pass
+    """A driver call did not answer within its time bound."""
 
 
 @dataclass(slots=True, eq=False)
