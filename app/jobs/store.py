@@ -173,11 +173,9 @@ def insert_jobs(
         if after:
             depends_on[job_id] = after
     dep_rows = [{"job_id": j, "depends_on_id": d} for j, deps in depends_on.items() for d in deps]
-    if dep_rows:
-        conn.execute(insert(dep_t), dep_rows)
+    _insert_plain(conn, dep_t, ("job_id", "depends_on_id"), dep_rows)
     tag_rows = [{"tag": t, "job_id": i} for i, j in zip(ids, new_jobs, strict=True) for t in j.tags]
-    if tag_rows:
-        conn.execute(insert(tag_t), tag_rows)
+    _insert_plain(conn, tag_t, ("tag", "job_id"), tag_rows)
     events = _insert_events(
         conn,
         [Transition(i, None, JobState.QUEUED.value, "submitted to gantry", at=now) for i in ids],
@@ -290,14 +288,33 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     processors = [(c.name, c.type._cached_bind_processor(conn.dialect)) for c in columns]
     names = ", ".join(["id", *(c.name for c in columns)])
     marks = ", ".join("?" * (len(columns) + 1))
-    convert = [_memoized(p) if p else None for _, p in processors]
-    keys = [k for k, _ in processors]
-    values = [
-        (first + n, *((f(row[k]) if f else row[k]) for k, f in zip(keys, convert, strict=True)))
-        for n, row in enumerate(rows)
-    ]
+    ids = range(first, first + len(rows))
+    # Column by column, then zipped into rows: far fewer Python frames than per row.
+    by_column: list[Sequence[Any]] = [ids]
+    for key, process in processors:
+        if process is None:
+            by_column.append([row[key] for row in rows])
+        else:
+            convert = _memoized(process)
+            by_column.append([convert(row[key]) for row in rows])
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(zip(*by_column, strict=True))
+    )
+    return list(ids)
+
+
+def _insert_plain(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Rows of plain integer/text columns; a DBAPI executemany on SQLite."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), list(rows))
+        return
+    names, marks = ", ".join(columns), ", ".join("?" * len(columns))
+    values = [tuple(row[c] for c in columns) for row in rows]
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
-    return list(range(first, first + len(rows)))
 
 
 def _memoized(process: Any) -> Any:
