@@ -185,8 +185,21 @@ class JobSubmitted(JobDetail):
     """The stored job, with warnings about what was dropped from it."""
 
 
+class JobRef(BaseModel):
+    """A job a batch made: enough to follow it; ``GET /jobs/{id}`` has the rest."""
+
+    id: int
+    name: str
+    kind: str
+    backend: str
+    state: State
+    warnings: list[str]
+
+
 class JobBatchSubmitted(BaseModel):
-    jobs: list[JobPublic]
+    # References, not whole jobs: answering 5,000 full jobs cost a batch as
+    # much as storing them.
+    jobs: list[JobRef]
     warnings: list[str]
 
 
