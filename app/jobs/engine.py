@@ -237,9 +237,14 @@ class Engine:
                     doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
         for job, reason in doomed:
             self.cancel_job(job, reason)
+        chains = {name for name, b in self.backends.items() if b.supports_dependencies}
         for row in created.jobs:
             still_queued = self.jobs.get(row["id"])
-            if still_queued is not None:
+            # A job waiting for an unfinished dependency on a backend that does
+            # not chain jobs is not ready: skip the check (most of a big batch).
+            if still_queued is not None and (
+                not still_queued.waiting_on or still_queued.backend in chains
+            ):
                 self.consider(still_queued)
 
     # --- scheduling --------------------------------------------------------------

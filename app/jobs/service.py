@@ -102,7 +102,9 @@ async def build_jobs(
     checked: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
     for i, req in enumerate(requests):
         loc: tuple[str | int, ...] = ("body", "jobs", i) if batch else ("body",)
-        payload = await instrument_payload(req, catalog, loc)
+        # Command jobs (the common case) skip the instrument checks entirely.
+        is_command = req.payload is None and req.spec is not None
+        payload = None if is_command else await instrument_payload(req, catalog, loc)
         chosen = "instrument" if payload is not None else req.backend
         name, backend = catalog.backend(chosen, (*loc, "backend"))
         key = (name, _options_key(req.options))
