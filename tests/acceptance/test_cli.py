@@ -5,19 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.acceptance.server import GANTRY, clean_env, free_port
-
-START_TIMEOUT = 20.0
-
-
+from tests.acceptance.server import GANTRY, ServerProcess, clean_env, free_port
 
 
 @dataclass
@@ -37,40 +31,16 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("cli")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [GANTRY, "serve", "--port", str(port), "--data-dir", str(root / "var")],
-        stdout=log, stderr=subprocess.STDOUT, env=clean_env(), cwd=root,
-    )
+    process = ServerProcess(root)
+    process.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gantry serve exited: {(root / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gantry serve did not start: {(root / 'server.log').read_text()}")
-            time.sleep(0.1)
         (root / "work").mkdir()
-        yield Server(url, root / "var", root / "work")
+        yield Server(process.url, process.data_dir, root / "work")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail("gantry serve did not stop on SIGTERM")
-        finally:
-            log.close()
-        # uvicorn re-raises the signal after its graceful shutdown.
-        assert code in (0, -signal.SIGTERM), (root / "server.log").read_text()
+        # A SIGKILL after a hung shutdown shows as -9 and fails here; uvicorn
+        # re-raises SIGTERM after its graceful shutdown, hence -15.
+        code = process.stop(timeout=15)
+        assert code in (0, -signal.SIGTERM), process.log_path.read_text()
 
 
 def test_submit_wait_then_logs(server: Server) -> None:
