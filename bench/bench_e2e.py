@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -51,6 +50,7 @@ from common import (
     Server,
     add_nice_arg,
     apply_nice,
+    bare_loop,
     check,
     machine_info,
     percentile,
@@ -67,30 +67,6 @@ POLL_S = 0.025  # completion polling interval (see the docstring)
 
 
 # --- 3. throughput ---------------------------------------------------------------
-
-
-async def bare_loop(workdir: Path, jobs: int, concurrency: int) -> float:
-    """Jobs/s of asyncio running ``bash script`` (``true``) with a semaphore."""
-    script = workdir / "script.sh"
-    script.write_text("true\n")
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one() -> None:
-        async with gate:
-            proc = await asyncio.create_subprocess_exec(
-                "bash",
-                str(script),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            if await proc.wait() != 0:
-                raise SystemExit("bash script failed in the bare loop")
-
-    begin = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(jobs)))
-    return jobs / (time.perf_counter() - begin)
 
 
 def count_state(client: httpx.Client, state: str) -> int:

@@ -21,41 +21,18 @@ import asyncio
 import os
 import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+from common import bare_loop
 
 from backends.base import BackendContext, BackendStatus, JobSubmission, StatusReport
 from backends.local import LocalBackend
 
 TARGET = 0.5
-
-
-async def bare_loop(workdir: Path, jobs: int, concurrency: int) -> float:
-    """Jobs per second of asyncio running ``bash script`` directly."""
-    script = workdir / "script"
-    script.write_text("true\n")
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one() -> None:
-        async with gate:
-            proc = await asyncio.create_subprocess_exec(
-                "bash",
-                str(script),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            await proc.wait()
-
-    begin = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(jobs)))
-    return jobs / (time.perf_counter() - begin)
 
 
 async def backend(workdir: Path, jobs: int, concurrency: int, logs: bool = True) -> float:

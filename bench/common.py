@@ -13,6 +13,7 @@ measures someone else's dev server that took the port first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import json
@@ -688,3 +689,30 @@ def wait_until(predicate: Any, *, timeout: float, interval: float = 0.02) -> flo
         if time.perf_counter() - begin > timeout:
             raise TimeoutError(f"not done after {timeout:.0f} s")
         time.sleep(interval)
+
+
+# --- the baseline of the end-to-end targets ------------------------------------
+
+
+async def bare_loop(workdir: Path, jobs: int, concurrency: int) -> float:
+    """Jobs/s of asyncio running ``bash script`` (``true``) with a semaphore."""
+    script = workdir / "script.sh"
+    script.write_text("true\n")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            proc = await asyncio.create_subprocess_exec(
+                "bash",
+                str(script),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            if await proc.wait() != 0:
+                raise SystemExit("bash script failed in the bare loop")
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(jobs)))
+    return jobs / (time.perf_counter() - begin)
