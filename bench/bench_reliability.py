@@ -48,16 +48,22 @@ def recovery(root: Path, jobs: int) -> dict[str, Any]:
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         blocker = client.post("/api/v1/jobs", json={"name": "blocker", "spec": "sleep 600"})
         blocker_id = blocker.json()["id"]
-        sleepers = client.post("/api/v1/jobs/batch", json={"jobs": [
-            {"name": f"sleeper_{i}", "spec": "sleep 600"} for i in range(100)
-        ]}).json()["jobs"]
+        sleepers = client.post(
+            "/api/v1/jobs/batch",
+            json={"jobs": [{"name": f"sleeper_{i}", "spec": "sleep 600"} for i in range(100)]},
+        ).json()["jobs"]
         ids = {blocker_id, *(j["id"] for j in sleepers)}
         for start in range(0, jobs - len(ids), 2000):
             size = min(2000, jobs - len(ids))
-            batch = client.post("/api/v1/jobs/batch", json={"jobs": [
-                {"name": f"queued_{start + i}", "spec": "true", "depends_on": [blocker_id]}
-                for i in range(size)
-            ]}).json()["jobs"]
+            batch = client.post(
+                "/api/v1/jobs/batch",
+                json={
+                    "jobs": [
+                        {"name": f"queued_{start + i}", "spec": "true", "depends_on": [blocker_id]}
+                        for i in range(size)
+                    ]
+                },
+            ).json()["jobs"]
             ids.update(j["id"] for j in batch)
         time.sleep(1.0)
         before = count_states(client, ids)
@@ -98,10 +104,16 @@ async def load(root: Path, clients: int, seconds: float) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30, limits=limits) as http:
         blocker = (await http.post("/api/v1/jobs", json={"spec": "sleep 600"})).json()["id"]
         chatty = [
-            (await http.post("/api/v1/jobs", json={
-                "name": f"chatty_{i}",
-                "spec": f"for i in $(seq {int(seconds * 10) + 100}); do echo line $i; "
-                        "sleep 0.1; done"})).json()["id"]
+            (
+                await http.post(
+                    "/api/v1/jobs",
+                    json={
+                        "name": f"chatty_{i}",
+                        "spec": f"for i in $(seq {int(seconds * 10) + 100}); do echo line $i; "
+                        "sleep 0.1; done",
+                    },
+                )
+            ).json()["id"]
             for i in range(2)
         ]
         deadline = time.monotonic() + seconds
@@ -113,12 +125,13 @@ async def load(root: Path, clients: int, seconds: float) -> dict[str, Any]:
                 started = time.perf_counter()
                 try:
                     if kind == "submit":
-                        r = await http.post("/api/v1/jobs", json={
-                            "name": f"load_{n}", "spec": "true", "depends_on": [blocker]})
+                        r = await http.post(
+                            "/api/v1/jobs",
+                            json={"name": f"load_{n}", "spec": "true", "depends_on": [blocker]},
+                        )
                         status = r.status_code
                     elif kind == "list":
-                        r = await http.get("/api/v1/jobs",
-                                           params={"state": "queued", "limit": 50})
+                        r = await http.get("/api/v1/jobs", params={"state": "queued", "limit": 50})
                         status = r.status_code
                     else:
                         url = f"/api/v1/jobs/{rng.choice(chatty)}/logs"
@@ -153,8 +166,11 @@ async def load(root: Path, clients: int, seconds: float) -> dict[str, Any]:
         "errors": errors,
         "database_locked_in_log": log.count("database is locked"),
         "p50_ms": {k: round(percentile(v, 50) * 1000, 1) for k, v in latencies.items() if v},
-        "p99_ms": {k: round(percentile(v, 99) * 1000, 1) for k, v in latencies.items()
-                   if v and k != "follow"},
+        "p99_ms": {
+            k: round(percentile(v, 99) * 1000, 1)
+            for k, v in latencies.items()
+            if v and k != "follow"
+        },
         "rss_mb_before": round(rss_before, 1),
         "rss_mb_after": round(rss_after, 1),
         "pass": errors == 0 and "database is locked" not in log,

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOW = ("needs PostgreSQL server binaries and root: apt-get install postgresql "
-       "(scripts/test does it)")
+HOW = "needs PostgreSQL server binaries and root: apt-get install postgresql (scripts/test does it)"
 
 
 def find_bin(name: str) -> str | None:
@@ -31,8 +30,10 @@ def find_bin(name: str) -> str | None:
 
 
 def available() -> bool:
-    return bool(find_bin("initdb") and find_bin("pg_ctl")) and os.geteuid() == 0 and bool(
-        shutil.which("runuser")
+    return (
+        bool(find_bin("initdb") and find_bin("pg_ctl"))
+        and os.geteuid() == 0
+        and bool(shutil.which("runuser"))
     )
 
 
@@ -59,19 +60,53 @@ def start(port: int) -> tuple[Cluster, Path]:
     data = root / "data"
 
     def as_postgres(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120
+        )
 
-    as_postgres(find_bin("initdb") or "initdb", "-D", str(data), "-A", "trust", "-U", "postgres",
-                "--locale=C.UTF-8", "-E", "UTF8")
+    as_postgres(
+        find_bin("initdb") or "initdb",
+        "-D",
+        str(data),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "--locale=C.UTF-8",
+        "-E",
+        "UTF8",
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    as_postgres(find_bin("pg_ctl") or "pg_ctl", "-D", str(data), "-o", options, "-w",
-                "-l", str(root / "log"), "start")
+    as_postgres(
+        find_bin("pg_ctl") or "pg_ctl",
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-w",
+        "-l",
+        str(root / "log"),
+        "start",
+    )
     return Cluster(port, root), root
 
 
 def stop(root: Path) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", find_bin("pg_ctl") or "pg_ctl", "-D",
-                    str(root / "data"), "-m", "fast", "-w", "stop"], capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            find_bin("pg_ctl") or "pg_ctl",
+            "-D",
+            str(root / "data"),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     shutil.rmtree(root, ignore_errors=True)

@@ -20,11 +20,17 @@ class Server:
     data_dir: Path
     workdir: Path
 
-    def gantry(self, *args: str, input: str | None = None,
-               timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def gantry(
+        self, *args: str, input: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [GANTRY, *args], input=input, capture_output=True, text=True, timeout=timeout,
-            cwd=self.workdir, env=clean_env(GANTRY_URL=self.url),
+            [GANTRY, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.workdir,
+            env=clean_env(GANTRY_URL=self.url),
         )
 
 
@@ -59,8 +65,11 @@ def test_submit_from_a_file_runs_in_the_current_dir(server: Server) -> None:
     done = server.gantry("submit", "--wait", "--json", "where.sh")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
-    assert (job["name"], job["state"], job["working_dir"]) == ("where", "completed",
-                                                                str(server.workdir))
+    assert (job["name"], job["state"], job["working_dir"]) == (
+        "where",
+        "completed",
+        str(server.workdir),
+    )
     assert server.gantry("logs", str(job["id"])).stdout == f"{server.workdir}\n"
     assert server.gantry("logs", "--stderr", str(job["id"])).stdout == "err\n"
 
@@ -72,15 +81,17 @@ def test_a_failing_script_from_stdin_exits_1_with_the_reason(server: Server) -> 
 
 
 def test_logs_follow_streams_until_the_job_ends(server: Server) -> None:
-    job_id = server.gantry("submit", "--", "sh", "-c",
-                           "echo one; sleep 0.5; echo two").stdout.strip()
+    job_id = server.gantry(
+        "submit", "--", "sh", "-c", "echo one; sleep 0.5; echo two"
+    ).stdout.strip()
     follow = server.gantry("logs", "-f", job_id)
     assert (follow.returncode, follow.stdout) == (0, "one\ntwo\n")
 
 
 def test_list_json_and_status_of_ids(server: Server) -> None:
-    job_id = int(server.gantry("submit", "--wait", "--name", "listed", "--tag", "acc",
-                               "--", "true").stdout)
+    job_id = int(
+        server.gantry("submit", "--wait", "--name", "listed", "--tag", "acc", "--", "true").stdout
+    )
     listed = server.gantry("list", "--json", "--tag", "acc")
     assert listed.returncode == 0, listed.stderr
     items = json.loads(listed.stdout)["items"]
@@ -105,8 +116,12 @@ def test_cancel_a_running_job_then_again(server: Server) -> None:
 
 
 def test_submit_batch_waits_for_all(server: Server) -> None:
-    batch = {"jobs": [{"name": "first", "spec": "echo 1 > one.txt", "outputs": ["one.txt"]},
-                      {"name": "second", "spec": "cat one.txt", "inputs": ["one.txt"]}]}
+    batch = {
+        "jobs": [
+            {"name": "first", "spec": "echo 1 > one.txt", "outputs": ["one.txt"]},
+            {"name": "second", "spec": "cat one.txt", "inputs": ["one.txt"]},
+        ]
+    }
     done = server.gantry("submit-batch", "--wait", "-", input=json.dumps(batch))
     assert done.returncode == 0, done.stderr
     assert "2 jobs ended: 2 completed" in done.stderr
@@ -141,8 +156,16 @@ def test_config_set_get_unset(server: Server) -> None:
 
 def test_no_server_is_a_clear_message(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    done = subprocess.run([GANTRY, "--url", url, "list"], capture_output=True, text=True,
-                          timeout=30, env=clean_env(), cwd=tmp_path)
+    done = subprocess.run(
+        [GANTRY, "--url", url, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
-    assert done.stderr == (f"error: cannot reach the gantry server at {url}: start it with "
-                           "`gantry serve` or set --url/GANTRY_URL\n")
+    assert done.stderr == (
+        f"error: cannot reach the gantry server at {url}: start it with "
+        "`gantry serve` or set --url/GANTRY_URL\n"
+    )

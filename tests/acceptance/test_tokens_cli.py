@@ -11,8 +11,9 @@ from tests.acceptance.server import GANTRY, ServerProcess, clean_env
 
 
 def gantry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GANTRY, *args], capture_output=True, text=True, timeout=60,
-                          env=clean_env(**env))
+    return subprocess.run(
+        [GANTRY, *args], capture_output=True, text=True, timeout=60, env=clean_env(**env)
+    )
 
 
 def test_tokens_made_and_revoked_with_the_cli_gate_the_server(tmp_path: Path) -> None:
@@ -41,7 +42,8 @@ def test_tokens_made_and_revoked_with_the_cli_gate_the_server(tmp_path: Path) ->
 
 
 def test_serve_on_a_public_address_refuses_without_tokens(tmp_path: Path) -> None:
-    result = gantry("serve", "--host", "0.0.0.0", "--port", "1", "--data-dir",
-                    str(tmp_path / "var"))
+    result = gantry(
+        "serve", "--host", "0.0.0.0", "--port", "1", "--data-dir", str(tmp_path / "var")
+    )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without API tokens" in result.stderr

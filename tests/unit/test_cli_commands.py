@@ -19,18 +19,42 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def _job(job_id: int, state: str = "queued", **extra: Any) -> dict[str, Any]:
     return {
-        "id": job_id, "name": "job", "kind": "command", "backend": "local", "state": state,
-        "reason": None, "priority": 0, "tags": [], "options": {"cores": 1}, "inputs": [],
-        "outputs": [], "working_dir": "/tmp", "exit_code": None, "attempt": 1,
-        "backend_ref": None, "warnings": [], "created_at": "2024-01-01T10:00:00Z",
-        "updated_at": "2024-01-01T10:00:00Z", "started_at": None, "ended_at": None,
-        "spec": "echo hi\n", "env": {}, "depends_on": [], **extra,
+        "id": job_id,
+        "name": "job",
+        "kind": "command",
+        "backend": "local",
+        "state": state,
+        "reason": None,
+        "priority": 0,
+        "tags": [],
+        "options": {"cores": 1},
+        "inputs": [],
+        "outputs": [],
+        "working_dir": "/tmp",
+        "exit_code": None,
+        "attempt": 1,
+        "backend_ref": None,
+        "warnings": [],
+        "created_at": "2024-01-01T10:00:00Z",
+        "updated_at": "2024-01-01T10:00:00Z",
+        "started_at": None,
+        "ended_at": None,
+        "spec": "echo hi\n",
+        "env": {},
+        "depends_on": [],
+        **extra,
     }
 
 
 def _event(event_id: int, job_id: int, src: str | None, dst: str) -> dict[str, Any]:
-    return {"id": event_id, "job_id": job_id, "at": "2024-01-01T10:00:00Z",
-            "from_state": src, "to_state": dst, "message": None}
+    return {
+        "id": event_id,
+        "job_id": job_id,
+        "at": "2024-01-01T10:00:00Z",
+        "from_state": src,
+        "to_state": dst,
+        "message": None,
+    }
 
 
 def _sse(*events: tuple[str, str]) -> httpx.Response:
@@ -48,8 +72,14 @@ class FakeServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[httpx.Request] = []
 
-    def on(self, method: str, path: str, status: int = 200, body: Any = None,
-           handler: Handler | None = None) -> None:
+    def on(
+        self,
+        method: str,
+        path: str,
+        status: int = 200,
+        body: Any = None,
+        handler: Handler | None = None,
+    ) -> None:
         self.routes[method, path] = handler or (lambda _: httpx.Response(status, json=body))
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
@@ -59,8 +89,9 @@ class FakeServer:
             return httpx.Response(404, json={"detail": "Not Found"})
         return route(request)
 
-    def run(self, *args: str, input: str | None = None,
-            env: Mapping[str, str | None] | None = None) -> Result:
+    def run(
+        self, *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
+    ) -> Result:
         runtime = Runtime(transport=httpx.MockTransport(self._handle))
         return CliRunner().invoke(app, list(args), input=input, env=env, obj=runtime)
 
@@ -78,17 +109,44 @@ def server() -> FakeServer:
 
 def test_submit_words_after_double_dash(server: FakeServer, tmp_path: Path) -> None:
     server.on("POST", "/api/v1/jobs", 201, _job(12))
-    result = server.run("--url", "http://gantry.test:9000", "submit", "-n", "greet",
-                        "-o", "cores=2", "-o", "walltime=1:00:00", "--after", "3",
-                        "--tag", "t1", "-e", "A=1", "--priority", "5",
-                        "-C", str(tmp_path), "--", "echo", "hello world", "--", "-x")
+    result = server.run(
+        "--url",
+        "http://gantry.test:9000",
+        "submit",
+        "-n",
+        "greet",
+        "-o",
+        "cores=2",
+        "-o",
+        "walltime=1:00:00",
+        "--after",
+        "3",
+        "--tag",
+        "t1",
+        "-e",
+        "A=1",
+        "--priority",
+        "5",
+        "-C",
+        str(tmp_path),
+        "--",
+        "echo",
+        "hello world",
+        "--",
+        "-x",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == "12\n"
     assert str(server.requests[0].url) == "http://gantry.test:9000/api/v1/jobs"
     assert server.body() == {
-        "name": "greet", "spec": "echo 'hello world' -- -x",
-        "options": {"cores": 2, "walltime": "1:00:00"}, "depends_on": [3],
-        "working_dir": str(tmp_path), "env": {"A": "1"}, "tags": ["t1"], "priority": 5,
+        "name": "greet",
+        "spec": "echo 'hello world' -- -x",
+        "options": {"cores": 2, "walltime": "1:00:00"},
+        "depends_on": [3],
+        "working_dir": str(tmp_path),
+        "env": {"A": "1"},
+        "tags": ["t1"],
+        "priority": 5,
     }
 
 
@@ -119,8 +177,11 @@ def test_submit_a_file_defaults_to_its_name_and_the_current_dir(
     server.on("POST", "/api/v1/jobs", 201, _job(1))
     assert server.run("submit", "build-all.sh").exit_code == 0
     body = server.body()
-    assert (body["spec"], body["name"], body["working_dir"]) == ("make all\n", "build_all",
-                                                                 str(tmp_path))
+    assert (body["spec"], body["name"], body["working_dir"]) == (
+        "make all\n",
+        "build_all",
+        str(tmp_path),
+    )
     assert "backend" not in body
 
 
@@ -141,10 +202,18 @@ def test_submit_prints_warnings_on_stderr_and_json_on_stdout(server: FakeServer)
 
 
 def test_submit_422_lists_each_field_and_exits_2(server: FakeServer) -> None:
-    detail = [{"loc": ["body", "backend"], "msg": "unknown backend 'nope': choose one of local",
-               "type": "value_error"},
-              {"loc": ["body", "options"], "msg": "walltime 'x' is malformed: use HH:MM:SS",
-               "type": "value_error"}]
+    detail = [
+        {
+            "loc": ["body", "backend"],
+            "msg": "unknown backend 'nope': choose one of local",
+            "type": "value_error",
+        },
+        {
+            "loc": ["body", "options"],
+            "msg": "walltime 'x' is malformed: use HH:MM:SS",
+            "type": "value_error",
+        },
+    ]
     server.on("POST", "/api/v1/jobs", 422, {"detail": detail})
     result = server.run("submit", "-b", "nope", "--", "true")
     assert result.exit_code == 2
@@ -163,11 +232,15 @@ def test_submit_without_a_script_is_a_usage_error(server: FakeServer) -> None:
 
 def _waiting_server(server: FakeServer, end: str, **ended: Any) -> None:
     server.on("POST", "/api/v1/jobs", 201, _job(5))
-    server.on("GET", "/api/v1/jobs/5/events", handler=lambda _: _sse(
-        ("job", json.dumps(_event(1, 5, None, "queued"))),
-        ("job", json.dumps(_event(2, 5, "queued", "running"))),
-        ("job", json.dumps(_event(3, 5, "running", end))),
-    ))
+    server.on(
+        "GET",
+        "/api/v1/jobs/5/events",
+        handler=lambda _: _sse(
+            ("job", json.dumps(_event(1, 5, None, "queued"))),
+            ("job", json.dumps(_event(2, 5, "queued", "running"))),
+            ("job", json.dumps(_event(3, 5, "running", end))),
+        ),
+    )
     server.on("GET", "/api/v1/jobs/5", body=_job(5, end, **ended))
 
 
@@ -189,25 +262,37 @@ def test_submit_wait_exits_1_with_the_reason_when_it_failed(server: FakeServer) 
     assert "job 5 failed (exit code 3): exited with code 3" in result.stderr
 
 
-def test_submit_batch_resolves_working_dirs_and_waits(
-    server: FakeServer, tmp_path: Path
-) -> None:
+def test_submit_batch_resolves_working_dirs_and_waits(server: FakeServer, tmp_path: Path) -> None:
     batch = tmp_path / "batch.json"
-    batch.write_text(json.dumps({"jobs": [{"name": "a", "spec": "true"},
-                                          {"name": "b", "spec": "false", "working_dir": "sub"}]}))
+    batch.write_text(
+        json.dumps(
+            {
+                "jobs": [
+                    {"name": "a", "spec": "true"},
+                    {"name": "b", "spec": "false", "working_dir": "sub"},
+                ]
+            }
+        )
+    )
     jobs = [_job(7, name="a"), _job(8, name="b")]
     server.on("POST", "/api/v1/jobs/batch", 201, {"jobs": jobs, "warnings": []})
     server.on("GET", "/api/v1/jobs/7/events", body={"items": [_event(40, 7, None, "queued")]})
-    server.on("GET", "/api/v1/events", handler=lambda _: _sse(
-        ("job", json.dumps(_event(42, 9, "running", "completed"))),  # not ours
-        ("job", json.dumps(_event(43, 7, "running", "completed"))),
-        ("job", json.dumps(_event(44, 8, "running", "failed"))),
-    ))
+    server.on(
+        "GET",
+        "/api/v1/events",
+        handler=lambda _: _sse(
+            ("job", json.dumps(_event(42, 9, "running", "completed"))),  # not ours
+            ("job", json.dumps(_event(43, 7, "running", "completed"))),
+            ("job", json.dumps(_event(44, 8, "running", "failed"))),
+        ),
+    )
     result = server.run("submit-batch", str(batch), "-C", str(tmp_path), "--wait")
     assert result.exit_code == 1, result.output
     assert result.stdout == "7 a\n8 b\n"
-    assert [j["working_dir"] for j in server.body()["jobs"]] == [str(tmp_path),
-                                                                 str(tmp_path / "sub")]
+    assert [j["working_dir"] for j in server.body()["jobs"]] == [
+        str(tmp_path),
+        str(tmp_path / "sub"),
+    ]
     assert server.requests[2].url.params["after"] == "39"
     assert "2 jobs ended: 1 completed, 1 failed" in result.stderr
     assert "not completed: 8 b (failed)" in result.stderr
@@ -223,8 +308,10 @@ def test_connection_refused_names_the_url_and_exits_2(server: FakeServer) -> Non
     server.on("GET", "/api/v1/jobs", handler=refuse)
     result = server.run("list", env={"GANTRY_URL": "http://10.0.0.1:9"})
     assert result.exit_code == 2
-    assert result.stderr == ("error: cannot reach the gantry server at http://10.0.0.1:9: "
-                             "start it with `gantry serve` or set --url/GANTRY_URL\n")
+    assert result.stderr == (
+        "error: cannot reach the gantry server at http://10.0.0.1:9: "
+        "start it with `gantry serve` or set --url/GANTRY_URL\n"
+    )
 
 
 def test_the_token_goes_in_the_authorization_header(server: FakeServer) -> None:
@@ -237,16 +324,41 @@ def test_the_token_goes_in_the_authorization_header(server: FakeServer) -> None:
 
 
 def test_list_passes_filters_and_renders_a_table(server: FakeServer) -> None:
-    jobs = [_job(2, "failed", reason="exited with code 3", started_at="2024-01-01T10:00:00Z",
-                 ended_at="2024-01-01T10:00:02Z"), _job(1, "completed")]
+    jobs = [
+        _job(
+            2,
+            "failed",
+            reason="exited with code 3",
+            started_at="2024-01-01T10:00:00Z",
+            ended_at="2024-01-01T10:00:02Z",
+        ),
+        _job(1, "completed"),
+    ]
     server.on("GET", "/api/v1/jobs", body={"items": jobs, "next_before": 1})
-    result = server.run("list", "-s", "failed", "-s", "completed", "--backend", "local",
-                        "--name", "jo", "--tag", "x", "--limit", "2")
+    result = server.run(
+        "list",
+        "-s",
+        "failed",
+        "-s",
+        "completed",
+        "--backend",
+        "local",
+        "--name",
+        "jo",
+        "--tag",
+        "x",
+        "--limit",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     params = server.requests[0].url.params
     assert params.get_list("state") == ["failed", "completed"]
     assert (params["backend"], params["name"], params["tag"], params["limit"]) == (
-        "local", "jo", "x", "2")
+        "local",
+        "jo",
+        "x",
+        "2",
+    )
     assert "before" not in params
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["id", "name", "backend", "state", "reason", "created", "duration"]
@@ -289,8 +401,11 @@ def test_show_of_a_missing_job(server: FakeServer) -> None:
 
 def test_events_follow_prints_json_lines(server: FakeServer) -> None:
     rows = [_event(1, 5, None, "queued"), _event(2, 5, "queued", "cancelled")]
-    server.on("GET", "/api/v1/jobs/5/events",
-              handler=lambda _: _sse(*(("job", json.dumps(r)) for r in rows)))
+    server.on(
+        "GET",
+        "/api/v1/jobs/5/events",
+        handler=lambda _: _sse(*(("job", json.dumps(r)) for r in rows)),
+    )
     result = server.run("events", "5", "--follow", "--json")
     assert result.exit_code == 0
     assert [json.loads(line) for line in result.stdout.splitlines()] == rows
@@ -301,14 +416,19 @@ def test_events_follow_prints_json_lines(server: FakeServer) -> None:
 
 def test_cancel_reports_each_job_and_fails_if_any_failed(server: FakeServer) -> None:
     server.on("POST", "/api/v1/jobs/1/cancel", 202, {"id": 1, "state": "cancelling"})
-    server.on("POST", "/api/v1/jobs/2/cancel", 409,
-              {"detail": "job 2 already ended: it is completed", "id": 2, "state": "completed"})
+    server.on(
+        "POST",
+        "/api/v1/jobs/2/cancel",
+        409,
+        {"detail": "job 2 already ended: it is completed", "id": 2, "state": "completed"},
+    )
     server.on("POST", "/api/v1/jobs/3/cancel", 404, {"detail": "job 3 does not exist"})
     result = server.run("cancel", "1", "2", "3")
     assert result.exit_code == 1
     assert result.stdout == "job 1: cancelling\n"
-    assert result.stderr == ("error: job 2 already ended: it is completed\n"
-                             "error: job 3 does not exist\n")
+    assert result.stderr == (
+        "error: job 2 already ended: it is completed\nerror: job 3 does not exist\n"
+    )
 
 
 def test_logs_pages_through_next_offset(server: FakeServer) -> None:
@@ -316,9 +436,18 @@ def test_logs_pages_through_next_offset(server: FakeServer) -> None:
 
     def page(request: httpx.Request) -> httpx.Response:
         text, end, complete = chunks[request.url.params["offset"]]
-        return httpx.Response(200, json={
-            "job_id": 4, "stream": request.url.params["stream"], "offset": 0, "text": text,
-            "next_offset": end, "size": 6, "complete": complete})
+        return httpx.Response(
+            200,
+            json={
+                "job_id": 4,
+                "stream": request.url.params["stream"],
+                "offset": 0,
+                "text": text,
+                "next_offset": end,
+                "size": 6,
+                "complete": complete,
+            },
+        )
 
     server.on("GET", "/api/v1/jobs/4/logs", handler=page)
     result = server.run("logs", "4", "--stderr", "--attempt", "2")
@@ -328,8 +457,13 @@ def test_logs_pages_through_next_offset(server: FakeServer) -> None:
 
 
 def test_logs_follow_prints_log_events_until_end(server: FakeServer) -> None:
-    server.on("GET", "/api/v1/jobs/4/logs", handler=lambda _: _sse(
-        ("log", "line 1\nline 2\n"), ("log", "no newline"), ("end", '{"job_id": 4}')))
+    server.on(
+        "GET",
+        "/api/v1/jobs/4/logs",
+        handler=lambda _: _sse(
+            ("log", "line 1\nline 2\n"), ("log", "no newline"), ("end", '{"job_id": 4}')
+        ),
+    )
     result = server.run("logs", "-f", "4")
     assert (result.exit_code, result.stdout) == (0, "line 1\nline 2\nno newline")
     assert server.requests[0].url.params["follow"] == "true"
@@ -350,12 +484,27 @@ def test_a_log_stream_cut_before_its_end_says_so(server: FakeServer) -> None:
 
 
 def test_backends_table_and_json(server: FakeServer) -> None:
-    infos = [{"name": "local", "loaded": True, "running": True, "healthy": True,
-              "message": "ok", "option_defaults": {"cores": 1, "walltime": None},
-              "supports_dependencies": False, "entry_point": "backends.local:LocalBackend"}]
+    infos = [
+        {
+            "name": "local",
+            "loaded": True,
+            "running": True,
+            "healthy": True,
+            "message": "ok",
+            "option_defaults": {"cores": 1, "walltime": None},
+            "supports_dependencies": False,
+            "entry_point": "backends.local:LocalBackend",
+        }
+    ]
     server.on("GET", "/api/v1/backends", body=infos)
     table = server.run("backends")
     assert table.exit_code == 0
-    assert table.stdout.splitlines()[1].split() == ["local", "yes", "yes", "ok", "cores=1,",
-                                                    "walltime=(none)"]
+    assert table.stdout.splitlines()[1].split() == [
+        "local",
+        "yes",
+        "yes",
+        "ok",
+        "cores=1,",
+        "walltime=(none)",
+    ]
     assert json.loads(server.run("backends", "--json").stdout) == infos

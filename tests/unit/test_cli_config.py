@@ -22,8 +22,14 @@ def test_set_get_list_unset(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "config.json").read_text()) == {"backend.local.max_cores": "8"}
     assert run("config", "get", "backend.local.max_cores", "-d", data) == (0, "8\n", "")
     code, out, _ = run("config", "list", "-d", data)
-    assert code == 0 and out.split() == ["key", "value", "from", "backend.local.max_cores",
-                                         "8", "file"]
+    assert code == 0 and out.split() == [
+        "key",
+        "value",
+        "from",
+        "backend.local.max_cores",
+        "8",
+        "file",
+    ]
     assert run("config", "unset", "backend.local.max_cores", "-d", data)[0] == 0
     code, _, err = run("config", "get", "backend.local.max_cores", "-d", data)
     assert (code, err) == (1, "error: config key backend.local.max_cores is not set\n")

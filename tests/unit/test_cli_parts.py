@@ -60,12 +60,24 @@ def test_validation_lines_name_the_field_without_the_body_prefix() -> None:
     ("status", "body", "message", "code"),
     [
         (404, {"detail": "job 12 does not exist"}, "job 12 does not exist", 1),
-        (409, {"detail": "job 12 already ended: it is completed", "state": "completed"},
-         "job 12 already ended: it is completed", 1),
-        (422, {"detail": [{"loc": ["body", "backend"], "msg": "unknown backend 'x'"}]},
-         "backend: unknown backend 'x'", USAGE),
-        (500, {"detail": "internal error (KeyError); see the server log"},
-         "internal error (KeyError); see the server log", 1),
+        (
+            409,
+            {"detail": "job 12 already ended: it is completed", "state": "completed"},
+            "job 12 already ended: it is completed",
+            1,
+        ),
+        (
+            422,
+            {"detail": [{"loc": ["body", "backend"], "msg": "unknown backend 'x'"}]},
+            "backend: unknown backend 'x'",
+            USAGE,
+        ),
+        (
+            500,
+            {"detail": "internal error (KeyError); see the server log"},
+            "internal error (KeyError); see the server log",
+            1,
+        ),
     ],
 )
 def test_error_answers_become_the_servers_words(
@@ -125,8 +137,9 @@ def test_script_problems_are_usage_errors(
 
 
 def test_pairs_parse_ints_only_where_they_look_like_ints() -> None:
-    parsed = parse_pairs(["cores=4", "memory=4g", "walltime=01:00:00", "nice=-5", "x=a=b"],
-                         "option", ints=True)
+    parsed = parse_pairs(
+        ["cores=4", "memory=4g", "walltime=01:00:00", "nice=-5", "x=a=b"], "option", ints=True
+    )
     assert parsed == {"cores": 4, "memory": "4g", "walltime": "01:00:00", "nice": -5, "x": "a=b"}
     assert parse_pairs(["N=4"], "env variable", ints=False) == {"N": "4"}
     with pytest.raises(CliError, match="option 'cores' is malformed: use KEY=VALUE"):
@@ -146,8 +159,11 @@ def test_batch_files_hold_an_object_or_a_list(tmp_path: Path) -> None:
     path.write_text('{"jobs": [{"spec": "true"}]}')
     assert load_batch(str(path), Tty()) == [{"spec": "true"}]
     assert load_batch("-", io.StringIO('[{"spec": "true"}]')) == [{"spec": "true"}]
-    for text, message in [("{", "not valid JSON"), ('{"jobs": 3}', "must hold"),
-                          ("[]", "holds no jobs")]:
+    for text, message in [
+        ("{", "not valid JSON"),
+        ('{"jobs": 3}', "must hold"),
+        ("[]", "holds no jobs"),
+    ]:
         with pytest.raises(CliError, match=message):
             load_batch("-", io.StringIO(text))
 
