@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
 from app.jobs.engine import Engine
-from app.jobs.service import Catalog
+from app.jobs.service import MAX_JOB_ID, Catalog
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -51,9 +51,7 @@ async def get_reader(request: Request) -> Reader:
     return reader
 
 
-#: SQLite and PostgreSQL integers are 64-bit: larger ids cannot exist.
-MAX_ID = 2**63 - 1
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
+JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job's id.")]
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -58,8 +58,9 @@ class ActiveJob:
             attempt=row["attempt"],
             ref=row["backend_ref"],
             spec=row["spec"],
-            options=dict(row["options"] or {}),
-            env=dict(row["env"] or {}),
+            # Shared with the row and with other jobs of its batch: never mutated.
+            options=row["options"] or {},
+            env=row["env"] or {},
             working_dir=row["working_dir"],
             payload=row.get("payload"),
             max_retries=row.get("max_retries", 0),

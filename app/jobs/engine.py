@@ -288,7 +288,7 @@ class Engine:
             attempt=job.attempt,
             name=job.name,
             spec=job.spec or "",
-            options=job.options,
+            options=dict(job.options),  # the backend's own copy
             env=env,
             working_dir=Path(job.working_dir) if job.working_dir else self.data_dir / "work",
             priority=job.priority,

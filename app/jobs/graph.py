@@ -59,6 +59,9 @@ def resolve(nodes: Sequence[Node]) -> list[list[int]]:
 
     edges: list[list[int]] = []
     for i, node in enumerate(nodes):
+        if not node.after_names and not (producers and node.inputs):
+            edges.append([])
+            continue
         after: set[int] = set()
         for name in node.after_names:
             if name not in index:
@@ -73,7 +76,8 @@ def resolve(nodes: Sequence[Node]) -> list[list[int]]:
             if producer is not None and producer != i:
                 after.add(producer)
         edges.append(sorted(after))
-    _reject_cycles(nodes, edges)
+    if any(edges):
+        _reject_cycles(nodes, edges)
     return edges
 
 

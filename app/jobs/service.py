@@ -21,6 +21,9 @@ from app.schemas import JobCreate
 from backends.base import Backend
 from backends.registry import BackendEntry
 
+#: SQLite and PostgreSQL integers are 64-bit: larger job ids cannot exist.
+MAX_JOB_ID = 2**63 - 1
+
 
 class SubmissionError(ValueError):
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
@@ -88,6 +91,62 @@ def _options_key(options: Mapping[str, Any]) -> str:
         return json.dumps(options, sort_keys=True, default=repr)
 
 
+class _SharedValues:
+    """One object per distinct list or mapping within a batch.
+
+    The jobs of a batch mostly carry equal tags, inputs or env; sharing one
+    object lets the writer encode each distinct value once (it converts by
+    identity) and keeps one copy in memory. Values built here are never
+    mutated afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._tags: dict[tuple[str, ...], list[str]] = {}
+        self._paths: dict[tuple[str, ...], list[str]] = {}
+        self._maps: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+    def tags(self, tags: Sequence[str]) -> list[str]:
+        key = tuple(tags)
+        found = self._tags.get(key)
+        if found is None:
+            found = self._tags[key] = sorted(set(tags))
+        return found
+
+    def paths(self, paths: Sequence[str]) -> list[str]:
+        key = tuple(paths)
+        found = self._paths.get(key)
+        if found is None:
+            found = self._paths[key] = list(paths)
+        return found
+
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        key = tuple(env.items())
+        found = self._maps.get(key)
+        if found is None:
+            found = self._maps[key] = dict(env)
+        return found
+
+
+def _split_depends_on(
+    depends_on: Sequence[int | str], loc: tuple[str | int, ...], *, batch: bool
+) -> tuple[list[int], list[str]]:
+    """``depends_on`` as sorted distinct job ids, and names of jobs of the batch."""
+    if not depends_on:
+        return [], []
+    ids = sorted({d for d in depends_on if isinstance(d, int)})
+    names = [d for d in depends_on if isinstance(d, str)]
+    if names and not batch:
+        raise SubmissionError(
+            (*loc, "depends_on"),
+            f"depends_on names {names} only work within a batch: give job ids",
+        )
+    if ids and (ids[0] < 1 or ids[-1] > MAX_JOB_ID):
+        raise SubmissionError(
+            (*loc, "depends_on"), f"job ids in depends_on lie between 1 and {MAX_JOB_ID}"
+        )
+    return ids, names
+
+
 async def build_jobs(
     requests: Sequence[JobCreate], catalog: Catalog, default_dir: Path, *, batch: bool
 ) -> list[NewJob]:
@@ -98,52 +157,48 @@ async def build_jobs(
     jobs: list[NewJob] = []
     nodes: list[Node] = []
     dirs: dict[str, int] = {}
-    # Jobs of a batch mostly share their options: check each distinct set once.
-    checked: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
+    default_working_dir = str(default_dir)
+    # Jobs of a batch mostly share backend and options: check each distinct pair once.
+    checked: dict[tuple[str | None, str], tuple[str, dict[str, Any], list[str]]] = {}
+    shared = _SharedValues()
     for i, req in enumerate(requests):
         loc: tuple[str | int, ...] = ("body", "jobs", i) if batch else ("body",)
         # Command jobs (the common case) skip the instrument checks entirely.
         is_command = req.payload is None and req.spec is not None
         payload = None if is_command else await instrument_payload(req, catalog, loc)
         chosen = "instrument" if payload is not None else req.backend
-        name, backend = catalog.backend(chosen, (*loc, "backend"))
-        key = (name, _options_key(req.options))
-        if key not in checked:
-            checked[key] = prepare_options(name, backend, req.options, loc)
-        options, warnings = dict(checked[key][0]), list(checked[key][1])
-        working_dir = req.working_dir or str(default_dir)
+        key = (chosen, _options_key(req.options))
+        found = checked.get(key)
+        if found is None:
+            name, backend = catalog.backend(chosen, (*loc, "backend"))
+            found = checked[key] = (name, *prepare_options(name, backend, req.options, loc))
+        backend_name, options, warnings = found
         if req.working_dir:
             dirs.setdefault(os.path.normpath(req.working_dir), i)  # noqa: ASYNC240 (string only)
-        after_ids = [d for d in req.depends_on if isinstance(d, int)]
-        after_names = [d for d in req.depends_on if isinstance(d, str)]
-        if after_names and not batch:
-            raise SubmissionError(
-                (*loc, "depends_on"),
-                f"depends_on names {after_names} only work within a batch: give job ids",
-            )
-        if any(d <= 0 for d in after_ids):
-            raise SubmissionError((*loc, "depends_on"), "job ids in depends_on are positive")
+        after_ids, after_names = _split_depends_on(req.depends_on, loc, batch=batch)
         jobs.append(
             NewJob(
                 name=req.name,
-                backend=name,
+                backend=backend_name,
                 kind="command" if payload is None else "instrument",
                 spec=req.spec,
                 payload=payload,
                 options=options,
-                env=dict(req.env),
+                env=shared.env(req.env),
                 working_dir=req.working_dir,
-                inputs=list(req.inputs),
-                outputs=list(req.outputs),
-                tags=sorted(set(req.tags)),
+                inputs=shared.paths(req.inputs),
+                outputs=shared.paths(req.outputs),
+                tags=shared.tags(req.tags),
                 warnings=warnings,
                 priority=req.priority,
                 max_retries=req.max_retries,
                 retry_delay=req.retry_delay,
-                after_ids=sorted(set(after_ids)),
+                after_ids=after_ids,
             )
         )
-        nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))
+        if batch:
+            working_dir = req.working_dir or default_working_dir
+            nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))
     missing = await anyio.to_thread.run_sync(_check_dirs, set(dirs)) if dirs else None
     if missing is not None:
         i = dirs[missing]

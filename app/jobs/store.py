@@ -7,9 +7,10 @@ loop. SQL goes through SQLAlchemy Core with bound parameters only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -289,14 +290,11 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     names = ", ".join(["id", *(c.name for c in columns)])
     marks = ", ".join("?" * (len(columns) + 1))
     ids = range(first, first + len(rows))
-    # Column by column, then zipped into rows: far fewer Python frames than per row.
+    # Column by column (C-level maps, no Python frame per row), then zipped into rows.
     by_column: list[Sequence[Any]] = [ids]
     for key, process in processors:
-        if process is None:
-            by_column.append([row[key] for row in rows])
-        else:
-            convert = _memoized(process)
-            by_column.append([convert(row[key]) for row in rows])
+        values = list(map(itemgetter(key), rows))
+        by_column.append(values if process is None else _converted(process, values))
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(zip(*by_column, strict=True))
     )
@@ -313,36 +311,23 @@ def _insert_plain(
         conn.execute(insert(table), list(rows))
         return
     names, marks = ", ".join(columns), ", ".join("?" * len(columns))
-    values = [tuple(row[c] for c in columns) for row in rows]
+    get = itemgetter(*columns)
+    values = list(map(get, rows)) if len(columns) > 1 else [(v,) for v in map(get, rows)]
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
 
 
-def _memoized(process: Any) -> Any:
-    """A bind processor that converts each distinct value of a batch once.
+def _converted(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``values`` through a bind processor, each distinct object converted once.
 
-    The rows of a batch share most values (one ``now``, empty option lists):
-    the processing (JSON encoding, datetime formatting) then runs once, not
-    once per row. Keys are the values' identity, plus empty containers.
+    The rows of a batch share most values (one ``now``, one options dict, the
+    tags list): the JSON encoding or datetime formatting then runs once per
+    distinct object, not once per row. Objects are told apart by identity
+    (``values`` keeps them alive meanwhile); None stays NULL.
     """
-    seen: dict[int, tuple[Any, Any]] = {}
-    empty: dict[type, Any] = {}
-
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, list | dict) and not value:
-            kind = type(value)
-            if kind not in empty:
-                empty[kind] = process(value)
-            return empty[kind]
-        hit = seen.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        result = process(value)
-        seen[id(value)] = (value, result)
-        return result
-
-    return convert
+    keys = list(map(id, values))
+    distinct = dict(zip(keys, values, strict=True))
+    done = {key: None if value is None else process(value) for key, value in distinct.items()}
+    return list(map(done.__getitem__, keys))
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
