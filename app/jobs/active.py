@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.jobs.states import JobState
+from app.jobs.store import NewJob
 
 _STATES = {state.value: state for state in JobState}
 
@@ -48,6 +49,25 @@ class ActiveJob:
         return f"{self.id} ({self.name})"
 
     @classmethod
+    def from_new(cls, job_id: int, new: NewJob) -> ActiveJob:
+        """A job just inserted by :func:`~app.jobs.store.insert_jobs`."""
+        return cls(
+            id=job_id,
+            name=new.name,
+            backend=new.backend,
+            state=JobState.QUEUED,
+            priority=new.priority,
+            spec=new.spec,
+            # Shared with the other jobs of its batch: never mutated.
+            options=new.options,
+            env=new.env,
+            working_dir=new.working_dir,
+            payload=new.payload,
+            max_retries=new.max_retries,
+            retry_delay=new.retry_delay,
+        )
+
+    @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveJob:
         return cls(
             id=row["id"],
@@ -58,7 +78,6 @@ class ActiveJob:
             attempt=row["attempt"],
             ref=row["backend_ref"],
             spec=row["spec"],
-            # Shared with the row and with other jobs of its batch: never mutated.
             options=row["options"] or {},
             env=row["env"] or {},
             working_dir=row["working_dir"],

@@ -31,7 +31,7 @@ from sqlalchemy import Engine as Database
 from app.jobs.active import ActiveJob
 from app.jobs.dispatch import Dispatcher
 from app.jobs.events import EventHub
-from app.jobs.states import JobState, can_move
+from app.jobs.states import TERMINAL, JobState, can_move
 from app.jobs.store import (
     Created,
     NewJob,
@@ -221,11 +221,14 @@ class Engine:
         if created.replayed:
             return
         self.hub.publish(created.events)
-        for row in created.jobs:
-            self.jobs[row["id"]] = ActiveJob.from_row(row)
+        adopted = [
+            ActiveJob.from_new(job_id, new)
+            for job_id, new in zip(created.ids, created.new, strict=True)
+        ]
+        for job in adopted:
+            self.jobs[job.id] = job
         doomed: list[tuple[ActiveJob, str]] = []
-        for row in created.jobs:
-            job = self.jobs[row["id"]]
+        for job in adopted:
             for dep_id in created.depends_on.get(job.id, ()):
                 dep = self.jobs.get(dep_id)
                 if dep is not None:
@@ -238,14 +241,11 @@ class Engine:
         for job, reason in doomed:
             self.cancel_job(job, reason)
         chains = {name for name, b in self.backends.items() if b.supports_dependencies}
-        for row in created.jobs:
-            still_queued = self.jobs.get(row["id"])
+        for job in adopted:
             # A job waiting for an unfinished dependency on a backend that does
             # not chain jobs is not ready: skip the check (most of a big batch).
-            if still_queued is not None and (
-                not still_queued.waiting_on or still_queued.backend in chains
-            ):
-                self.consider(still_queued)
+            if job.state is JobState.QUEUED and (not job.waiting_on or job.backend in chains):
+                self.consider(job)
 
     # --- scheduling --------------------------------------------------------------
 
@@ -470,7 +470,7 @@ class Engine:
             return job_states(conn, [job_id])
 
     def cancel_job(self, job: ActiveJob, reason: str) -> None:
-        if job.state in (JobState.CANCELLING, *(s for s in JobState if s.is_terminal)):
+        if job.state is JobState.CANCELLING or job.state in TERMINAL:
             return
         dispatched = job.ref is not None or job.dispatching
         self.move(job, JobState.CANCELLING, reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -79,17 +79,71 @@ class NewJob:
     after_new: list[int] = field(default_factory=list)
 
 
+#: The columns of a new job that its :class:`NewJob` gives.
+NEW_JOB_FIELDS = (
+    "name",
+    "kind",
+    "backend",
+    "spec",
+    "payload",
+    "options",
+    "env",
+    "working_dir",
+    "inputs",
+    "outputs",
+    "tags",
+    "warnings",
+    "priority",
+    "max_retries",
+    "retry_delay",
+)
+#: The other columns of a new job, but for ``id`` and the two times.
+INITIAL_VALUES: dict[str, Any] = {
+    "state": JobState.QUEUED.value,
+    "reason": None,
+    "backend_ref": None,
+    "exit_code": None,
+    "attempt": 0,
+    "started_at": None,
+    "ended_at": None,
+    "in_flight": False,
+    "not_before": None,
+}
+
+
+def new_job_row(job_id: int, job: NewJob, at: datetime) -> dict[str, Any]:
+    """The row :func:`insert_jobs` stored for ``job``, as :func:`get_job` reads it."""
+    row = {"id": job_id, **{key: getattr(job, key) for key in NEW_JOB_FIELDS}}
+    return {**row, **INITIAL_VALUES, "created_at": at, "updated_at": at}
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
-    """What :func:`insert_jobs` made: rows, their dependencies, and deps' states."""
+    """What :func:`insert_jobs` made: ids, their dependencies, and deps' states.
 
-    jobs: list[dict[str, Any]]
+    ``new[k]`` was stored as job ``ids[k]`` at ``at``; a replayed submission
+    has no new jobs and carries the stored row instead.
+    """
+
+    ids: list[int]
+    new: Sequence[NewJob]
+    at: datetime
     depends_on: dict[int, list[int]]
     #: id -> (state, name) of each dependency named by id
     dependency_states: dict[int, tuple[str, str]]
     events: list[dict[str, Any]]
-    #: the jobs existed already (same Idempotency-Key and body): nothing was made
-    replayed: bool = False
+    #: the job existed already (same Idempotency-Key and body): nothing was made
+    replayed_row: dict[str, Any] | None = None
+
+    @property
+    def replayed(self) -> bool:
+        return self.replayed_row is not None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The stored rows (built on demand: a big batch's caller needs only ids)."""
+        if self.replayed_row is not None:
+            return [self.replayed_row]
+        return [new_job_row(i, job, self.at) for i, job in zip(self.ids, self.new, strict=True)]
 
 
 @dataclass(slots=True)
@@ -126,7 +180,7 @@ def insert_jobs(
             job = get_job(conn, seen.job_id)
             assert job is not None  # the key row cascades with its job
             deps = get_dependencies(conn, [seen.job_id])
-            return Created([job], deps, {}, [], replayed=True)
+            return Created([seen.job_id], [], job["created_at"], deps, {}, [], replayed_row=job)
     existing = sorted({i for job in new_jobs for i in job.after_ids})
     states: dict[int, tuple[str, str]] = {}
     if existing:
@@ -136,50 +190,30 @@ def insert_jobs(
             raise UnknownDependencies(missing)
 
     now = utcnow()
-    params = [
-        {
-            "name": j.name,
-            "kind": j.kind,
-            "backend": j.backend,
-            "spec": j.spec,
-            "payload": j.payload,
-            "options": j.options,
-            "env": j.env,
-            "working_dir": j.working_dir,
-            "inputs": j.inputs,
-            "outputs": j.outputs,
-            "tags": j.tags,
-            "warnings": j.warnings,
-            "priority": j.priority,
-            "state": JobState.QUEUED.value,
-            "reason": None,
-            "backend_ref": None,
-            "exit_code": None,
-            "attempt": 0,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": None,
-            "ended_at": None,
-            "max_retries": j.max_retries,
-            "retry_delay": j.retry_delay,
-            "in_flight": False,
-            "not_before": None,
-        }
-        for j in new_jobs
-    ]
-    ids = bulk_insert(conn, job_t, params)
+    count = len(new_jobs)
+    columns = {key: list(map(attrgetter(key), new_jobs)) for key in NEW_JOB_FIELDS}
+    constants = {**INITIAL_VALUES, "created_at": now, "updated_at": now}
+    columns.update({key: [value] * count for key, value in constants.items()})
+    ids = bulk_insert(conn, job_t, columns)
     depends_on: dict[int, list[int]] = {}
     for job_id, new in zip(ids, new_jobs, strict=True):
-        after = sorted(set(new.after_ids) | {ids[k] for k in new.after_new})
-        if after:
-            depends_on[job_id] = after
-    dep_rows = [{"job_id": j, "depends_on_id": d} for j, deps in depends_on.items() for d in deps]
+        if new.after_new:
+            depends_on[job_id] = sorted(set(new.after_ids) | {ids[k] for k in new.after_new})
+        elif new.after_ids:
+            depends_on[job_id] = new.after_ids  # sorted and distinct (build_jobs)
+    dep_rows = [(j, d) for j, deps in depends_on.items() for d in deps]
     _insert_plain(conn, dep_t, ("job_id", "depends_on_id"), dep_rows)
-    tag_rows = [{"tag": t, "job_id": i} for i, j in zip(ids, new_jobs, strict=True) for t in j.tags]
+    tag_rows = [(t, i) for i, j in zip(ids, new_jobs, strict=True) for t in j.tags]
     _insert_plain(conn, tag_t, ("tag", "job_id"), tag_rows)
     events = _insert_events(
         conn,
-        [Transition(i, None, JobState.QUEUED.value, "submitted to gantry", at=now) for i in ids],
+        {
+            "job_id": ids,
+            "at": [now] * count,
+            "from_state": [None] * count,
+            "to_state": [JobState.QUEUED.value] * count,
+            "message": ["submitted to gantry"] * count,
+        },
     )
     if idempotency is not None:
         conn.execute(
@@ -187,8 +221,7 @@ def insert_jobs(
                 key=idempotency[0], body_hash=idempotency[1], job_id=ids[0], created_at=now
             )
         )
-    jobs = [{**p, "id": i} for p, i in zip(params, ids, strict=True)]
-    return Created(jobs, depends_on, states, events)
+    return Created(ids, new_jobs, now, depends_on, states, events)
 
 
 def insert_job_groups(conn: Connection, groups: Sequence[Sequence[NewJob]]) -> list[Created]:
@@ -196,6 +229,8 @@ def insert_job_groups(conn: Connection, groups: Sequence[Sequence[NewJob]]) -> l
 
     ``after_new`` indexes stay relative to their own group.
     """
+    if len(groups) == 1:
+        return [insert_jobs(conn, groups[0])]
     flat: list[NewJob] = []
     bounds: list[tuple[int, int]] = []
     for group in groups:
@@ -208,12 +243,14 @@ def insert_job_groups(conn: Connection, groups: Sequence[Sequence[NewJob]]) -> l
     created = insert_jobs(conn, flat)
     out: list[Created] = []
     for start, end in bounds:
-        jobs = created.jobs[start:end]
-        ids = {row["id"] for row in jobs}
-        depends_on = {i: d for i, d in created.depends_on.items() if i in ids}
+        ids = created.ids[start:end]
+        mine = set(ids)
+        depends_on = {i: d for i, d in created.depends_on.items() if i in mine}
         named = {d for deps in depends_on.values() for d in deps}
         states = {i: s for i, s in created.dependency_states.items() if i in named}
-        out.append(Created(jobs, depends_on, states, created.events[start:end]))
+        new = created.new[start:end]
+        events = created.events[start:end]
+        out.append(Created(ids, new, created.at, depends_on, states, events))
     return out
 
 
@@ -243,7 +280,8 @@ def apply_transitions(conn: Connection, transitions: Sequence[Transition]) -> li
             .values({k: bindparam(f"b_{k}") for k in keys})
         )
         conn.execute(stmt, rows)
-    return _insert_events(conn, [t for t in transitions if t.to_state is not None])
+    changes = [t for t in transitions if t.to_state is not None]
+    return _insert_events(conn, {key: list(map(attrgetter(key), changes)) for key in EVENT_COLUMNS})
 
 
 def update_job(conn: Connection, job_id: int, **values: Any) -> None:
@@ -251,25 +289,23 @@ def update_job(conn: Connection, job_id: int, **values: Any) -> None:
     conn.execute(update(job_t).where(job_t.c.id == job_id).values(updated_at=utcnow(), **values))
 
 
-def _insert_events(conn: Connection, transitions: Sequence[Transition]) -> list[dict[str, Any]]:
-    if not transitions:
+#: The columns of an event but its id, as :class:`Transition` names them.
+EVENT_COLUMNS = ("job_id", "at", "from_state", "to_state", "message")
+
+
+def _insert_events(conn: Connection, columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Events given column by column (:data:`EVENT_COLUMNS`); their rows, with ids."""
+    if not columns["job_id"]:
         return []
-    rows = [
-        {
-            "job_id": t.job_id,
-            "at": t.at,
-            "from_state": t.from_state,
-            "to_state": t.to_state,
-            "message": t.message,
-        }
-        for t in transitions
+    ids = bulk_insert(conn, event_t, columns)
+    return [
+        {"id": i, "job_id": j, "at": at, "from_state": f, "to_state": t, "message": m}
+        for i, j, at, f, t, m in zip(ids, *(columns[key] for key in EVENT_COLUMNS), strict=True)
     ]
-    ids = bulk_insert(conn, event_t, rows)
-    return [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert rows, returning their new ids in order.
+def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> list[int]:
+    """Insert rows given column by column (every column but ``id``); their new ids.
 
     On SQLite the server's single writer (app.jobs.writer) is the only one
     inserting jobs and events, so ids can be handed out here and the rows
@@ -277,46 +313,45 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     builds and compiles multi-row statements and was half the cost of a batch
     submit. Elsewhere (PostgreSQL) the sequence hands out ids via RETURNING.
     """
-    if not rows:
+    names = [c.name for c in table.c if c.name != "id"]
+    values = [columns[name] for name in names]
+    count = len(values[0])
+    if not count:
         return []
     if conn.dialect.name != "sqlite":
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return [row.id for row in conn.execute(stmt, list(rows))]
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return [row.id for row in conn.execute(stmt, rows)]
     last = conn.execute(select(func.max(table.c.id))).scalar()
-    first = int(last or 0) + 1
-    columns = [c for c in table.c if c.name != "id"]
-    # The columns' own bind processors (JSON, UTC datetimes, booleans), applied once each.
-    processors = [(c.name, c.type._cached_bind_processor(conn.dialect)) for c in columns]
-    names = ", ".join(["id", *(c.name for c in columns)])
-    marks = ", ".join("?" * (len(columns) + 1))
-    ids = range(first, first + len(rows))
-    # Column by column (C-level maps, no Python frame per row), then zipped into rows.
-    by_column: list[Sequence[Any]] = [ids]
-    for key, process in processors:
-        values = list(map(itemgetter(key), rows))
-        by_column.append(values if process is None else _converted(process, values))
+    ids = range(int(last or 0) + 1, int(last or 0) + 1 + count)
+    # The columns' own bind processors (JSON, UTC datetimes, booleans), applied
+    # column by column with C-level maps: no Python frame per row.
+    processed: list[Sequence[Any]] = [ids]
+    for name, column in zip(names, values, strict=True):
+        process = table.c[name].type._cached_bind_processor(conn.dialect)
+        processed.append(column if process is None else _converted(process, column))
+    marks = ", ".join("?" * (len(names) + 1))
     conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(zip(*by_column, strict=True))
+        f"INSERT INTO {table.name} (id, {', '.join(names)}) VALUES ({marks})",
+        list(zip(*processed, strict=True)),
     )
     return list(ids)
 
 
 def _insert_plain(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Rows of plain integer/text columns; a DBAPI executemany on SQLite."""
+    """Rows (tuples in ``columns`` order) of plain integer/text columns."""
     if not rows:
         return
     if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), list(rows))
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     names, marks = ", ".join(columns), ", ".join("?" * len(columns))
-    get = itemgetter(*columns)
-    values = list(map(get, rows)) if len(columns) > 1 else [(v,) for v in map(get, rows)]
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
-def _converted(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+def _converted(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
     """``values`` through a bind processor, each distinct object converted once.
 
     The rows of a batch share most values (one ``now``, one options dict, the
