@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from app.jobs.states import JobState
 from app.jobs.store import NewJob
 
 _STATES = {state.value: state for state in JobState}
+NOTHING: AbstractSet[int] = frozenset()
 
 
 @dataclass(slots=True, eq=False)
@@ -31,14 +33,31 @@ class ActiveJob:
     not_before: float | None = None
     #: the dispatch intent is committed but the backend's ref is not
     in_flight: bool = False
-    #: ids of dependencies that have not completed yet
-    waiting_on: set[int] = field(default_factory=set)
-    #: ids of jobs that wait for this one
-    dependents: set[int] = field(default_factory=set)
+    #: ids of dependencies that have not completed yet (see :meth:`wait_for`)
+    waiting_on: AbstractSet[int] = NOTHING
+    #: ids of jobs that wait for this one (see :meth:`add_dependent`)
+    dependents: AbstractSet[int] = NOTHING
     #: the intent is written and ``Backend.submit`` is in flight
     dispatching: bool = False
     #: why a cancel was asked for while ``dispatching``
     cancel_reason: str | None = None
+
+    # The two id sets start as one shared empty frozenset and become sets of
+    # their own when first added to: most of 100,000 queued jobs need none.
+
+    def wait_for(self, dependency_id: int) -> None:
+        if not isinstance(self.waiting_on, set):
+            self.waiting_on = set()
+        self.waiting_on.add(dependency_id)
+
+    def stop_waiting_for(self, dependency_id: int) -> None:
+        if isinstance(self.waiting_on, set):
+            self.waiting_on.discard(dependency_id)
+
+    def add_dependent(self, job_id: int) -> None:
+        if not isinstance(self.dependents, set):
+            self.dependents = set()
+        self.dependents.add(job_id)
 
     @property
     def key(self) -> str:

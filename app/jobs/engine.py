@@ -232,8 +232,8 @@ class Engine:
             for dep_id in created.depends_on.get(job.id, ()):
                 dep = self.jobs.get(dep_id)
                 if dep is not None:
-                    job.waiting_on.add(dep_id)
-                    dep.dependents.add(job.id)
+                    job.wait_for(dep_id)
+                    dep.add_dependent(job.id)
                     continue
                 state, name = self.final_states.get(dep_id) or created.dependency_states[dep_id]
                 if state != JobState.COMPLETED:
@@ -527,7 +527,7 @@ class Engine:
             dependent = self.jobs.get(dependent_id)
             if dependent is None:
                 continue
-            dependent.waiting_on.discard(job.id)
+            dependent.stop_waiting_for(job.id)
             if job.state is JobState.COMPLETED:
                 self.consider(dependent)
             else:

@@ -50,8 +50,8 @@ async def recover(engine: Engine) -> None:
         job = engine.jobs[job_id]
         for dep_id in dep_ids:
             if dep_id in engine.jobs:
-                job.waiting_on.add(dep_id)
-                engine.jobs[dep_id].dependents.add(job_id)
+                job.wait_for(dep_id)
+                engine.jobs[dep_id].add_dependent(job_id)
             else:
                 state, name = dep_states.get(dep_id, ("missing", "?"))
                 if state != JobState.COMPLETED:
