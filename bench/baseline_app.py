@@ -1,7 +1,8 @@
 """The yardstick: a minimal FastAPI + SQLite app, run like gantry (one uvicorn worker).
 
 One row inserted and committed per submit (WAL, synchronous=NORMAL, as
-gantry's database), one row read per GET. The body is validated by a small
+gantry's database), a batch in one executemany and one commit, one row read
+per GET. The body is validated by a small
 pydantic model that accepts what gantry's submit accepts. No group commit,
 no engine, no events: what "one FastAPI process with SQLite" does on this
 machine, so gantry's submit path can be compared with it in the same run.
@@ -63,6 +64,32 @@ async def submit(job: JobIn) -> dict[str, Any]:
         "depends_on": job.depends_on,
         "state": "queued",
         "created_at": now,
+    }
+
+
+class JobsIn(BaseModel):
+    jobs: list[JobIn] = Field(min_length=1)
+
+
+@app.post("/api/v1/jobs/batch", status_code=201)
+async def submit_batch(batch: JobsIn) -> dict[str, Any]:
+    """The batch in one transaction, one executemany; ids and names back."""
+    now = datetime.now(UTC).isoformat()
+    conn.execute("BEGIN IMMEDIATE")
+    first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM job").fetchone()[0]
+    conn.executemany(
+        "INSERT INTO job (id, name, spec, depends_on, state, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (first + k, job.name, job.spec, json.dumps(job.depends_on), "queued", now)
+            for k, job in enumerate(batch.jobs)
+        ],
+    )
+    conn.execute("COMMIT")
+    return {
+        "jobs": [
+            {"id": first + k, "name": job.name, "state": "queued"}
+            for k, job in enumerate(batch.jobs)
+        ]
     }
 
 
