@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.instruments.schemas import InstrumentPayload
+from app.instruments.schemas import SAMPLE_PATTERN, InstrumentPayload
 
 NAME_RULE = "a letter or underscore, then letters, digits, dots or underscores (gwf's rule)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._]*$")
@@ -20,12 +20,6 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SPEC = 1024 * 1024
 MAX_PATH = 4096
-
-
-def _job_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(f"job name {value!r} is invalid: use {NAME_RULE}")
-    return value
 
 
 def _path(value: str) -> str:
@@ -36,11 +30,17 @@ def _path(value: str) -> str:
     return value
 
 
-JobName = Annotated[
-    str,
-    Field(min_length=1, max_length=200, json_schema_extra={"pattern": _NAME.pattern}),
-    AfterValidator(_job_name),
-]
+#: What a value that fails a pattern should look like, for 422 messages
+#: (pydantic's own names only the regular expression).
+PATTERN_RULES = {
+    _NAME.pattern: NAME_RULE,
+    _TAG.pattern: "a letter, digit or underscore, then letters, digits, '_', '.', ':' or '-'",
+    SAMPLE_PATTERN: "a letter, digit or underscore, then letters, digits, '_', '.', ':' or '-'",
+}
+
+# Checked by pattern (in pydantic-core), not by a Python validator: a batch
+# checks 5,000 names.
+JobName = Annotated[str, Field(min_length=1, max_length=200, pattern=_NAME.pattern)]
 EnvName = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": _ENV_NAME.pattern})]
 OptionName = Annotated[str, Field(max_length=64, json_schema_extra={"pattern": _ENV_NAME.pattern})]
 PathText = Annotated[str, Field(min_length=1, max_length=MAX_PATH), AfterValidator(_path)]

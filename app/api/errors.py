@@ -7,6 +7,7 @@ so clients parse one shape; other errors carry ``detail`` as a sentence.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -18,6 +19,7 @@ from app.jobs.engine import JobAlreadyEnded, JobNotFound
 from app.jobs.service import SubmissionError
 from app.jobs.store import IdempotencyConflict, UnknownDependencies
 from app.jobs.writer import WriterClosed
+from app.schemas import PATTERN_RULES
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,16 @@ def unprocessable(loc: tuple[str | int, ...], message: str) -> JSONResponse:
     )
 
 
-def _clean(error: dict[str, object]) -> dict[str, object]:
-    """FastAPI's 422 item without pydantic's "Value error, " prefix and ``ctx``."""
+def _clean(error: dict[str, Any]) -> dict[str, object]:
+    """FastAPI's 422 item without pydantic's "Value error, " prefix and ``ctx``;
+    a pattern mismatch says in words what the value should look like."""
     message = str(error.get("msg", ""))
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
+    if error.get("type") == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get((error.get("ctx") or {}).get("pattern", ""))
+        if rule is not None:
+            message = f"{error.get('input')!r} is invalid: use {rule}"
     return {"loc": error.get("loc", []), "msg": message, "type": error.get("type", "value_error")}
 
 

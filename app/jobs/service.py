@@ -133,8 +133,12 @@ def _split_depends_on(
     """``depends_on`` as sorted distinct job ids, and names of jobs of the batch."""
     if not depends_on:
         return [], []
-    ids = sorted({d for d in depends_on if isinstance(d, int)})
-    names = [d for d in depends_on if isinstance(d, str)]
+    if len(depends_on) == 1:  # a chain: the common case, without the set and sort
+        only = depends_on[0]
+        ids, names = ([only], []) if isinstance(only, int) else ([], [only])
+    else:
+        ids = sorted({d for d in depends_on if isinstance(d, int)})
+        names = [d for d in depends_on if isinstance(d, str)]
     if names and not batch:
         raise SubmissionError(
             (*loc, "depends_on"),

@@ -77,6 +77,7 @@ async def test_unknown_options_are_dropped_with_a_warning(client: httpx.AsyncCli
         ({"spec": "true", "depends_on": ["other"]}, "body.depends_on", "within a batch"),
         ({"spec": "true", "depends_on": [999999]}, "body.depends_on", "[999999]"),
         ({"spec": "true", "depends_on": [0]}, "body.depends_on", "between 1 and"),
+        ({"spec": "true", "tags": ["a b"]}, "body.tags.0", "'a b' is invalid: use a letter"),
         ({"spec": "true", "depends_on": [2**63]}, "body.depends_on", "between 1 and"),
         ({"spec": "true", "surprise": 1}, "body.surprise", "Extra inputs"),
     ],
