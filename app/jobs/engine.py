@@ -103,6 +103,8 @@ class Engine:
         self.backends = backends
         self.hub = hub
         self.data_dir = data_dir
+        #: where a job without a working_dir starts
+        self.work_dir = data_dir / "work"
         self.database = database
         self.jobs: dict[int, ActiveJob] = {}
         self._submissions: list[tuple[Sequence[NewJob], asyncio.Future[Created]]] = []
@@ -290,7 +292,7 @@ class Engine:
             spec=job.spec or "",
             options=dict(job.options),  # the backend's own copy
             env=env,
-            working_dir=Path(job.working_dir) if job.working_dir else self.data_dir / "work",
+            working_dir=Path(job.working_dir) if job.working_dir else self.work_dir,
             priority=job.priority,
             stdout_path=backend.logs(job.id, job.attempt, "stdout"),
             stderr_path=backend.logs(job.id, job.attempt, "stderr"),

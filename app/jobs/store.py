@@ -322,7 +322,7 @@ def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[A
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
         return [row.id for row in conn.execute(stmt, rows)]
-    last = conn.execute(select(func.max(table.c.id))).scalar()
+    last = conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar()
     ids = range(int(last or 0) + 1, int(last or 0) + 1 + count)
     # The columns' own bind processors (JSON, UTC datetimes, booleans), applied
     # column by column with C-level maps: no Python frame per row.
