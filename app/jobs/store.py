@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
+    Select,
     Table,
     and_,
     bindparam,
@@ -361,7 +364,19 @@ def _converted(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any
     """
     keys = list(map(id, values))
     distinct = dict(zip(keys, values, strict=True))
-    done = {key: None if value is None else process(value) for key, value in distinct.items()}
+    empty: dict[type, Any] = {}  # separate requests' empty lists and dicts, encoded once
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if not value and type(value) in (list, dict):
+            kind = type(value)
+            if kind not in empty:
+                empty[kind] = process(value)
+            return empty[kind]
+        return process(value)
+
+    done = {key: convert(value) for key, value in distinct.items()}
     return list(map(done.__getitem__, keys))
 
 
@@ -490,10 +505,19 @@ def load_active(conn: Connection) -> list[dict[str, Any]]:
 def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """id -> (state, name) of the jobs that exist among ``job_ids``."""
     found: dict[int, tuple[str, str]] = {}
+    query = _job_states_query()
     for chunk in _chunks(sorted(set(job_ids)), 900):
-        query = select(job_t.c.id, job_t.c.state, job_t.c.name).where(job_t.c.id.in_(chunk))
-        found.update({row.id: (row.state, row.name) for row in conn.execute(query)})
+        rows = conn.execute(query, {"ids": list(chunk)})
+        found.update({row.id: (row.state, row.name) for row in rows})
     return found
+
+
+@cache
+def _job_states_query() -> Select[tuple[int, str, str]]:
+    # Built once: constructing the statement cost more than running it for a
+    # group of single submits.
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    return select(job_t.c.id, job_t.c.state, job_t.c.name).where(job_t.c.id.in_(ids))
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:
