@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import heapq
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from app.jobs.active import ActiveJob
 from app.jobs.states import JobState
-from app.jobs.store import update_job
+from app.jobs.store import Transition, apply_transitions
 from backends.base import Backend, BackendError
 
 if TYPE_CHECKING:
@@ -84,14 +85,13 @@ class Dispatcher:
             job.dispatching = True
             job.in_flight = True
             job.attempt += 1
-        intents = [(job.id, job.attempt) for job in batch]
-
-        def write_intents(conn: Any) -> None:
-            for job_id, attempt in intents:
-                update_job(conn, job_id, attempt=attempt, in_flight=True)
-
+        # One executemany for the whole batch (no events: not a state change).
+        intents = [
+            Transition(job.id, None, None, values={"attempt": job.attempt, "in_flight": True})
+            for job in batch
+        ]
         try:
-            await self.engine.writer.execute(write_intents)
+            await self.engine.writer.execute(partial(apply_transitions, transitions=intents))
         except Exception as exc:
             log.exception("could not record dispatch of %d jobs", len(batch))
             for job in batch:

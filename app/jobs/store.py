@@ -287,11 +287,6 @@ def apply_transitions(conn: Connection, transitions: Sequence[Transition]) -> li
     return _insert_events(conn, {key: list(map(attrgetter(key), changes)) for key in EVENT_COLUMNS})
 
 
-def update_job(conn: Connection, job_id: int, **values: Any) -> None:
-    """Change columns that are not a state (the dispatch intent, say)."""
-    conn.execute(update(job_t).where(job_t.c.id == job_id).values(updated_at=utcnow(), **values))
-
-
 #: The columns of an event but its id, as :class:`Transition` names them.
 EVENT_COLUMNS = ("job_id", "at", "from_state", "to_state", "message")
 
