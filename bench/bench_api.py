@@ -25,6 +25,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,29 @@ def baseline_submit_run(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 # --- the two benchmarks ------------------------------------------------------------
 
+Run = Callable[[Path, argparse.Namespace], dict[str, Any]]
+
+
+def run_rounds(
+    root: Path, args: argparse.Namespace, gantry: Run, baseline: Run, show: Callable[..., None]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``args.rounds`` rounds of baseline (unless ``--no-baseline``) then gantry."""
+    gantry_runs: list[dict[str, Any]] = []
+    base_runs: list[dict[str, Any]] = []
+    for i in range(args.rounds):
+        if not args.no_baseline:
+            base_runs.append(baseline(root / f"r{i}", args))
+            show("baseline", base_runs[-1])
+        gantry_runs.append(gantry(root / f"r{i}", args))
+        show("gantry", gantry_runs[-1])
+        c = gantry_runs[-1]["cascade"]
+        print(
+            f"  {'':9s} cancel of the blocker: {c['jobs']} jobs cancelled in "
+            f"{c['engine_s']:.2f} s (engine), {c['db_s']:.2f} s (written); "
+            f"RSS then {gantry_runs[-1]['rss_after_cascade_mb']:.0f} MB"
+        )
+    return gantry_runs, base_runs
+
 
 def bench_submit(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     print(
@@ -194,19 +218,9 @@ def bench_submit(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         f"{args.threads} threads, {args.duration:g} s (+{args.warmup:g} s warm-up)"
         + (", server on CPU 0, wrk on CPU 1" if args.pin else "")
     )
-    gantry_runs, base_runs = [], []
-    for i in range(args.rounds):
-        if not args.no_baseline:
-            base_runs.append(baseline_submit_run(root / f"r{i}", args))
-            print_load("baseline", base_runs[-1])
-        gantry_runs.append(gantry_submit_run(root / f"r{i}", args))
-        print_load("gantry", gantry_runs[-1])
-        c = gantry_runs[-1]["cascade"]
-        print(
-            f"  {'':9s} cancel of the blocker: {c['jobs']} jobs cancelled in "
-            f"{c['engine_s']:.2f} s (engine), {c['db_s']:.2f} s (written); "
-            f"RSS then {gantry_runs[-1]['rss_after_cascade_mb']:.0f} MB"
-        )
+    gantry_runs, base_runs = run_rounds(
+        root, args, gantry_submit_run, baseline_submit_run, print_load
+    )
     g = _median_run(gantry_runs)
     out: dict[str, Any] = {"gantry": _plain(gantry_runs), "baseline": _plain(base_runs)}
     wrk: WrkResult = g["wrk"]
@@ -318,19 +332,9 @@ def bench_batch(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         f"\n== 2. batch submit: {n} batches of {size} jobs, one client, one after the other"
         + ("" if args.no_baseline else "; baseline: the same bodies into bench/baseline_app.py")
     )
-    gantry_runs, base_runs = [], []
-    for i in range(args.rounds):
-        if not args.no_baseline:
-            base_runs.append(baseline_batch_run(root / f"r{i}", args))
-            print_batches("baseline", base_runs[-1])
-        gantry_runs.append(gantry_batch_run(root / f"r{i}", args))
-        print_batches("gantry", gantry_runs[-1])
-        c = gantry_runs[-1]["cascade"]
-        print(
-            f"  {'':9s} cancel of the blocker: {c['jobs']} jobs cancelled in "
-            f"{c['engine_s']:.2f} s (engine), {c['db_s']:.2f} s (written); "
-            f"RSS then {gantry_runs[-1]['rss_after_cascade_mb']:.0f} MB"
-        )
+    gantry_runs, base_runs = run_rounds(
+        root, args, gantry_batch_run, baseline_batch_run, print_batches
+    )
     rate = statistics.median(r["jobs_per_s"] for r in gantry_runs)
     out: dict[str, Any] = {"gantry": gantry_runs, "baseline": base_runs, "jobs_per_s": rate}
     print("  result" + (f" (median of {args.rounds} rounds)" if args.rounds > 1 else "") + ":")
