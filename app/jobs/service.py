@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -91,6 +91,9 @@ def _options_key(options: Mapping[str, Any]) -> str:
         return json.dumps(options, sort_keys=True, default=repr)
 
 
+T = TypeVar("T")
+
+
 class _SharedValues:
     """One object per distinct list or mapping within a batch.
 
@@ -101,30 +104,22 @@ class _SharedValues:
     """
 
     def __init__(self) -> None:
-        self._tags: dict[tuple[str, ...], list[str]] = {}
-        self._paths: dict[tuple[str, ...], list[str]] = {}
-        self._maps: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        self._seen: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    def _one(self, kind: str, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        found: T | None = self._seen.get((kind, key))
+        if found is None:
+            found = self._seen[kind, key] = make()
+        return found
 
     def tags(self, tags: Sequence[str]) -> list[str]:
-        key = tuple(tags)
-        found = self._tags.get(key)
-        if found is None:
-            found = self._tags[key] = sorted(set(tags))
-        return found
+        return self._one("tags", tuple(tags), lambda: sorted(set(tags)))
 
     def paths(self, paths: Sequence[str]) -> list[str]:
-        key = tuple(paths)
-        found = self._paths.get(key)
-        if found is None:
-            found = self._paths[key] = list(paths)
-        return found
+        return self._one("paths", tuple(paths), lambda: list(paths))
 
     def env(self, env: Mapping[str, str]) -> dict[str, str]:
-        key = tuple(env.items())
-        found = self._maps.get(key)
-        if found is None:
-            found = self._maps[key] = dict(env)
-        return found
+        return self._one("env", tuple(env.items()), lambda: dict(env))
 
 
 def _split_depends_on(

@@ -78,6 +78,7 @@ class NewJob:
     priority: int = 0
     max_retries: int = 0
     retry_delay: float = 10.0
+    #: ids of earlier jobs it runs after, sorted and distinct
     after_ids: list[int] = field(default_factory=list)
     after_new: list[int] = field(default_factory=list)
 

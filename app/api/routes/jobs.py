@@ -12,6 +12,7 @@ from pydantic_core import to_json
 from app.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
 from app.jobs.engine import JobNotFound
 from app.jobs.service import MAX_JOB_ID, SubmissionError, build_jobs
+from app.jobs.states import JobState
 from app.jobs.store import JobFilter, get_job_detail, list_jobs
 from app.schemas import (
     CancelResult,
@@ -94,7 +95,7 @@ async def submit_batch(
             "name": job.name,
             "kind": job.kind,
             "backend": job.backend,
-            "state": "queued",
+            "state": JobState.QUEUED.value,
             "warnings": job.warnings,
         }
         for job_id, job in zip(created.ids, created.new, strict=True)
