@@ -172,7 +172,7 @@ def test_submit_follow_cancel_and_validation_live(server: ServerProcess, watched
     # A bad submission shows the API's own 422 messages next to the form.
     submit(page, "1bad", "   ", backend=None)
     errors = page.locator("#submit-errors")
-    expect(errors).to_contain_text("job name '1bad' is invalid")
+    expect(errors).to_contain_text("'1bad' is invalid: use a letter or underscore")
     expect(errors).to_contain_text("spec is empty")
     expect(page.locator("#submit-form [name=name]")).to_have_attribute("aria-invalid", "true")
 
