@@ -41,13 +41,13 @@ from common import (
     apply_nice,
     check,
     ensure_wrk,
+    finish,
     lua_post,
     machine_info,
     print_machine,
     run_wrk,
     scratch_dir,
     wait_until,
-    write_results,
 )
 
 SUBMIT_TARGET = 1500.0
@@ -399,13 +399,7 @@ def main() -> None:
         if args.only in (None, "batch"):
             results["batch"] = bench_batch(root, args)
     checks = [c for part in ("submit", "batch") for c in results.get(part, {}).get("checks", [])]
-    failed = [c for c in checks if not c["pass"]]
-    print(
-        f"\n{len(checks) - len(failed)}/{len(checks)} targets met"
-        + (": FAIL " + "; ".join(c["label"] for c in failed) if failed else ": PASS")
-    )
-    print(f"results: {write_results('bench_api', results)}")
-    sys.exit(1 if failed else 0)
+    finish("bench_api", results, checks)
 
 
 if __name__ == "__main__":

@@ -52,12 +52,12 @@ from common import (
     apply_nice,
     bare_loop,
     check,
+    finish,
     machine_info,
     percentile,
     print_machine,
     scratch_dir,
     wait_until,
-    write_results,
 )
 
 RATIO_TARGET = 0.5
@@ -320,13 +320,7 @@ def main() -> None:
     checks = [
         c for part in ("throughput", "latency") for c in results.get(part, {}).get("checks", [])
     ]
-    failed = [c for c in checks if not c["pass"]]
-    print(
-        f"\n{len(checks) - len(failed)}/{len(checks)} targets met"
-        + (": FAIL " + "; ".join(c["label"] for c in failed) if failed else ": PASS")
-    )
-    print(f"results: {write_results('bench_e2e', results)}")
-    sys.exit(1 if failed else 0)
+    finish("bench_e2e", results, checks)
 
 
 if __name__ == "__main__":

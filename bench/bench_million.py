@@ -60,12 +60,12 @@ from common import (
     apply_nice,
     check,
     ensure_wrk,
+    finish,
     lua_random_get,
     machine_info,
     print_machine,
     run_wrk,
     scratch_dir,
-    write_results,
 )
 
 # The database is made by the same checkout the servers run (GANTRY_BENCH_SOURCE).
@@ -541,13 +541,7 @@ def main() -> None:
     results["checks"] = checks
     for key in ("submit_empty", "submit_million"):
         results[key] = {**results[key], "wrk": results[key]["wrk"].as_dict()}
-    failed = [c for c in checks if not c["pass"]]
-    print(
-        f"\n{len(checks) - len(failed)}/{len(checks)} targets met"
-        + (": FAIL " + "; ".join(c["label"] for c in failed) if failed else ": PASS")
-    )
-    print(f"results: {write_results('bench_million', results)}")
-    sys.exit(1 if failed else 0)
+    finish("bench_million", results, checks)
 
 
 if __name__ == "__main__":

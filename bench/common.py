@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -655,6 +655,17 @@ def check(label: str, value: str, target: str, ok: bool) -> dict[str, Any]:
     """Print one target line, return it for the JSON results."""
     print(f"  [{verdict(ok)}] {label}: {value} (target {target})")
     return {"label": label, "value": value, "target": target, "pass": ok}
+
+
+def finish(name: str, results: Mapping[str, Any], checks: list[dict[str, Any]]) -> NoReturn:
+    """Print the verdict over ``checks``, write the results, exit 1 if any failed."""
+    failed = [c for c in checks if not c["pass"]]
+    print(
+        f"\n{len(checks) - len(failed)}/{len(checks)} targets met"
+        + (": FAIL " + "; ".join(c["label"] for c in failed) if failed else ": PASS")
+    )
+    print(f"results: {write_results(name, results)}")
+    sys.exit(1 if failed else 0)
 
 
 def write_results(name: str, data: Mapping[str, Any]) -> Path:
