@@ -38,15 +38,13 @@ from common import (
     Server,
     WrkResult,
     add_nice_arg,
-    apply_nice,
     check,
     ensure_wrk,
     finish,
     lua_post,
-    machine_info,
-    print_machine,
     run_wrk,
     scratch_dir,
+    start_results,
     wait_until,
 )
 
@@ -387,12 +385,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("submit", "batch"))
     add_nice_arg(parser)
     args = parser.parse_args()
-    apply_nice(args.nice)
+    results = start_results(args)
     ensure_wrk()
-    info = machine_info()
-    info["nice"] = args.nice
-    print_machine(info)
-    results: dict[str, Any] = {"machine": info, "args": vars(args)}
     with scratch_dir("gantry-bench-api-", keep=args.keep) as root:
         if args.only in (None, "submit"):
             results["submit"] = bench_submit(root, args)

@@ -49,14 +49,12 @@ from bench_api import active_jobs, unfinished_in_db
 from common import (
     Server,
     add_nice_arg,
-    apply_nice,
     bare_loop,
     check,
     finish,
-    machine_info,
     percentile,
-    print_machine,
     scratch_dir,
+    start_results,
     wait_until,
 )
 
@@ -307,11 +305,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     add_nice_arg(parser)
     args = parser.parse_args()
-    apply_nice(args.nice)
-    info = machine_info()
-    info["nice"] = args.nice
-    print_machine(info)
-    results: dict[str, Any] = {"machine": info, "args": vars(args)}
+    results = start_results(args)
     with scratch_dir("gantry-bench-e2e-", keep=args.keep) as root:
         if args.only in (None, "throughput"):
             results["throughput"] = bench_throughput(root, args)

@@ -57,15 +57,13 @@ from common import (
     SOURCE,
     Server,
     add_nice_arg,
-    apply_nice,
     check,
     ensure_wrk,
     finish,
     lua_random_get,
-    machine_info,
-    print_machine,
     run_wrk,
     scratch_dir,
+    start_results,
 )
 
 # The database is made by the same checkout the servers run (GANTRY_BENCH_SOURCE).
@@ -460,12 +458,8 @@ def main() -> None:
     parser.add_argument("--read-duration", type=float, default=5.0)
     add_nice_arg(parser)
     args = parser.parse_args()
-    apply_nice(args.nice)
+    results = start_results(args)
     ensure_wrk()
-    info = machine_info()
-    info["nice"] = args.nice
-    print_machine(info)
-    results: dict[str, Any] = {"machine": info, "args": vars(args)}
     checks: list[dict[str, Any]] = []
 
     print(f"\n== 5. gantry with {args.jobs:,} jobs in the database")

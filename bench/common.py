@@ -657,6 +657,15 @@ def check(label: str, value: str, target: str, ok: bool) -> dict[str, Any]:
     return {"label": label, "value": value, "target": target, "pass": ok}
 
 
+def start_results(args: Any) -> dict[str, Any]:
+    """Niceness applied, the machine printed: the results dict to fill."""
+    apply_nice(args.nice)
+    info = machine_info()
+    info["nice"] = args.nice
+    print_machine(info)
+    return {"machine": info, "args": vars(args)}
+
+
 def finish(name: str, results: Mapping[str, Any], checks: list[dict[str, Any]]) -> NoReturn:
     """Print the verdict over ``checks``, write the results, exit 1 if any failed."""
     failed = [c for c in checks if not c["pass"]]
