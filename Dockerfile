@@ -26,23 +26,24 @@ RUN useradd --uid "$GANTRY_UID" --user-group --no-log-init --no-create-home \
  && mkdir -p /var/lib/gantry && chown gantry:gantry /var/lib/gantry
 
 WORKDIR /opt/gantry
-# Dependencies first, so editing the code (or the README) does not reinstall
-# them; the README setuptools wants for the metadata is a stand-in here.
+# Dependencies first, from pyproject.toml alone, so editing the code does not
+# reinstall them.
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/venv \
- && mkdir -p app backends drivers \
- && touch README.md app/__init__.py backends/__init__.py drivers/__init__.py \
- && /opt/venv/bin/pip install --no-cache-dir --quiet ".[postgres]" \
- && /opt/venv/bin/pip uninstall --yes --quiet gantry \
- && rm -rf README.md app backends drivers build *.egg-info
+ && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > requirements.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --quiet -r requirements.txt
 COPY README.md ./
 COPY app app
 COPY backends backends
 COPY drivers drivers
 COPY alembic alembic
-# Editable, so the alembic/ migrations next to app/ are found at run time.
-RUN /opt/venv/bin/pip install --no-cache-dir --quiet --no-deps -e .
+# A plain (not editable) install: the wheel carries the migrations as
+# gantry/migrations, so the source can go.
+RUN /opt/venv/bin/pip install --no-cache-dir --quiet --no-deps . \
+ && cd / && rm -rf /opt/gantry
 
+WORKDIR /var/lib/gantry
 USER gantry
 VOLUME ["/var/lib/gantry"]
 EXPOSE 8000

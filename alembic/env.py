@@ -1,11 +1,11 @@
-"""alembic environment: run from app.db.upgrade (or `alembic` with -x url=...)."""
+"""alembic environment: run from gantry.db.upgrade (or `alembic` with -x url=...)."""
 
 from __future__ import annotations
 
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import gantry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
 
 config = context.config

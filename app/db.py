@@ -16,7 +16,6 @@ from sqlalchemy.pool import QueuePool
 
 from alembic import command
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -47,15 +46,25 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; issue BEGIN
-        # IMMEDIATE for writes ourselves (see app.jobs.writer) to avoid
+        # IMMEDIATE for writes ourselves (see gantry.jobs.writer) to avoid
         # lock-upgrade deadlocks between concurrent writers.
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def migrations_dir() -> Path:
+    """alembic's scripts: ``gantry/migrations`` when installed from a wheel,
+    ``alembic/`` beside ``app/`` in a source checkout (an editable install)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "migrations", package.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise RuntimeError(f"gantry's migrations are missing next to {package}: reinstall gantry")
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

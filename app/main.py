@@ -18,24 +18,24 @@ import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import db
-from app.api import errors
-from app.api.auth import TokenCache, is_loopback
-from app.api.deps import Reader
-from app.api.limits import BodyLimit
-from app.api.main import api_router, root_router
-from app.config_store import ConfigStore
-from app.instruments.backend import NAME as INSTRUMENT
-from app.instruments.backend import InstrumentBackend, build_instruments, driver_registry
-from app.instruments.devices import DevicesFileError
-from app.jobs.engine import Engine
-from app.jobs.events import EventHub
-from app.jobs.service import Catalog
-from app.jobs.writer import Writer
-from app.settings import Settings
-from backends.base import Backend, BackendContext
-from backends.registry import BackendEntry, discover
-from drivers.interface_2_0 import ModelInterface
+from gantry import db
+from gantry.api import errors
+from gantry.api.auth import TokenCache, is_loopback
+from gantry.api.deps import Reader
+from gantry.api.limits import BodyLimit
+from gantry.api.main import api_router, root_router
+from gantry.config_store import ConfigStore
+from gantry.instruments.backend import NAME as INSTRUMENT
+from gantry.instruments.backend import InstrumentBackend, build_instruments, driver_registry
+from gantry.instruments.devices import DevicesFileError
+from gantry.jobs.engine import Engine
+from gantry.jobs.events import EventHub
+from gantry.jobs.service import Catalog
+from gantry.jobs.writer import Writer
+from gantry.settings import Settings
+from gantry.backends.base import Backend, BackendContext
+from gantry.backends.registry import BackendEntry, discover
+from gantry.drivers.interface_2_0 import ModelInterface
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def create_app(
     errors.install(app)
     app.include_router(api_router)
     app.include_router(root_router)
-    from app.dashboard import router as dashboard_router
+    from gantry.dashboard import router as dashboard_router
 
     app.include_router(dashboard_router)
     if settings.cors_origins:  # off unless a site asks for it

@@ -1,7 +1,7 @@
 """Database tables (SQLModel). alembic owns the schema: change both together.
 
 Timestamps are UTC. ``job.state`` always equals the ``to_state`` of the job's
-newest event: both are written in one transaction by ``app.jobs.store``.
+newest event: both are written in one transaction by ``gantry.jobs.store``.
 """
 
 from __future__ import annotations

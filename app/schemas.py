@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.instruments.schemas import SAMPLE_PATTERN, InstrumentPayload
+from gantry.instruments.schemas import SAMPLE_PATTERN, InstrumentPayload
 
 NAME_RULE = "a letter or underscore, then letters, digits, dots or underscores (gwf's rule)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._]*$")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from app.models import ApiToken, utcnow
+from gantry.models import ApiToken, utcnow
 
 token_t: Table = ApiToken.__table__  # type: ignore[attr-defined]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from backends.base import Backend
+from gantry.backends.base import Backend
 
 GROUP = "gantry.backends"
 

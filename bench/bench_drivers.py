@@ -37,9 +37,9 @@ from common import (
     write_results,
 )
 
-from drivers.example_counter import DriverInterface
-from drivers.interface_2_0 import Sample, Task, TaskInfo
-from drivers.testing import running
+from gantry.drivers.example_counter import DriverInterface
+from gantry.drivers.interface_2_0 import Sample, Task, TaskInfo
+from gantry.drivers.testing import running
 
 
 async def bench(components: int, interval: float, duration: float, drain: float) -> dict[str, Any]:

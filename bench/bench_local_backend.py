@@ -29,8 +29,8 @@ from pathlib import Path
 import anyio
 from common import bare_loop
 
-from backends.base import BackendContext, BackendStatus, JobSubmission, StatusReport
-from backends.local import LocalBackend
+from gantry.backends.base import BackendContext, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.local import LocalBackend
 
 TARGET = 0.5
 

@@ -1,6 +1,6 @@
 """gantry with 1,000,000 jobs in its database.
 
-The database is filled directly (after ``app.db.upgrade``): 1M ended jobs
+The database is filled directly (after ``gantry.db.upgrade``): 1M ended jobs
 with a realistic mix of states, backends, names, tags, dependencies and
 their events (~4.1M), bulk-inserted with sqlite3 ``executemany`` in big
 transactions, secondary indexes dropped during the fill and rebuilt after.
@@ -248,7 +248,7 @@ def _in_background(chunks: Iterator[Any], depth: int = 3) -> Iterator[Any]:
 
 def fill(path: Path, n: int) -> dict[str, Any]:
     """A fresh database at ``path`` with ``n`` ended jobs; returns timings."""
-    from app import db  # the project's migrations make the schema
+    from gantry import db  # the project's migrations make the schema
 
     begin = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,7 +323,7 @@ def fill(path: Path, n: int) -> dict[str, Any]:
 
 def cached_db(cache_dir: Path, n: int, refill: bool) -> tuple[Path, dict[str, Any] | None]:
     """The filled database for ``n`` jobs and this schema, filling it if needed."""
-    from app import db
+    from gantry import db
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     probe = cache_dir / "schema-probe.db"

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import anyio
 
-from backends.base import BackendContext, BackendStatus, JobSubmission, StatusReport
-from backends.slurm import SlurmBackend
+from gantry.backends.base import BackendContext, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.slurm import SlurmBackend
 
 TARGET_SUBMITS_PER_S = 200
 TARGET_COMMANDS_PER_CYCLE = 2

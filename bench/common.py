@@ -165,7 +165,7 @@ class Server:
     def gantry(
         cls, data_dir: Path, *, env: Mapping[str, str] | None = None, **kwargs: Any
     ) -> Server:
-        """gantry as `uvicorn --factory app.main:create_app`, settings from GANTRY_*."""
+        """gantry as `uvicorn --factory gantry.main:create_app`, settings from GANTRY_*."""
         full = {
             "GANTRY_DATA_DIR": str(data_dir),
             "GANTRY_DEFAULT_BACKEND": "local",
@@ -173,7 +173,7 @@ class Server:
             **(env or {}),
         }
         return cls(
-            "app.main:create_app",
+            "gantry.main:create_app",
             data_dir=data_dir,
             env=full,
             factory=True,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pint
 
-from drivers.errors import AttrError
+from gantry.drivers.errors import AttrError
 
 _MAX_TEXT = 100
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")

@@ -1,7 +1,7 @@
 """Discovery of drivers through the entry-point group ``gantry.drivers``.
 
 An entry point names a driver module that exposes ``DriverInterface``
-(``example_counter = drivers.example_counter``), or the class itself
+(``example_counter = gantry.drivers.example_counter``), or the class itself
 (``mine = mypkg.driver:DriverInterface``). A driver that fails to import or
 is not a valid ``ModelInterface`` is recorded with its error; it raises only
 when someone asks for it, and never hides the others.
@@ -17,9 +17,9 @@ from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
 
-from drivers.errors import DriverError
-from drivers.interface_2_0 import ModelInterface as ModelInterface_2_0
-from drivers.interface_2_0 import TaskListener
+from gantry.drivers.errors import DriverError
+from gantry.drivers.interface_2_0 import ModelInterface as ModelInterface_2_0
+from gantry.drivers.interface_2_0 import TaskListener
 
 logger = logging.getLogger(__name__)
 

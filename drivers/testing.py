@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from drivers.example_counter import CounterDevice
-from drivers.interface_2_0 import (
+from gantry.drivers.example_counter import CounterDevice
+from gantry.drivers.interface_2_0 import (
     Attr,
     Key,
     ModelDevice,
@@ -37,7 +37,7 @@ from drivers.interface_2_0 import (
     TaskState,
     Value,
 )
-from drivers.quantity import parse_units
+from gantry.drivers.quantity import parse_units
 
 _UNKNOWN = "__no_such_attr__"
 D = TypeVar("D", bound=ModelInterface)

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.quantity import to_magnitude
+from gantry.drivers.quantity import to_magnitude
 
 #: A component is addressed like in tomato: ``(address, channel)``.
 Key: TypeAlias = tuple[str, str]

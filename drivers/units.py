@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from drivers.errors import AttrError
-from drivers.quantity import to_magnitude
-from drivers.types import Attr
+from gantry.drivers.errors import AttrError
+from gantry.drivers.quantity import to_magnitude
+from gantry.drivers.types import Attr
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

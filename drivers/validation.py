@@ -6,9 +6,9 @@ import math
 from collections.abc import Set
 from typing import Any
 
-from drivers.errors import AttrError, TaskInvalid
-from drivers.types import Attr, Task
-from drivers.units import coerce_param
+from gantry.drivers.errors import AttrError, TaskInvalid
+from gantry.drivers.types import Attr, Task
+from gantry.drivers.units import coerce_param
 
 
 def validate_task(

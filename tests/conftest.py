@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.main import create_app
-from app.settings import Settings
+from gantry.main import create_app
+from gantry.settings import Settings
 from tests import postgres as postgres_cluster
 from tests.fakes import ChainingFakeBackend, FakeBackend
 

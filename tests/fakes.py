@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskStatus
 
-from backends.base import Backend, BackendError, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.base import Backend, BackendError, BackendStatus, JobSubmission, StatusReport
 
 _EXIT = re.compile(r"\bexit (\d+)")
 

@@ -19,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
-from app.tokens import active_hashes, any_token_made, digest
+from gantry.tokens import active_hashes, any_token_made, digest
 
 REFRESH = 2.0
 

@@ -10,9 +10,9 @@ from fastapi import Depends, Path, Request
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
-from app.jobs.engine import Engine
-from app.jobs.service import MAX_JOB_ID, Catalog
-from app.settings import Settings
+from gantry.jobs.engine import Engine
+from gantry.jobs.service import MAX_JOB_ID, Catalog
+from gantry.settings import Settings
 
 T = TypeVar("T")
 

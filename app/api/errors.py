@@ -14,12 +14,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api.limits import BodyTooLarge, too_large_message
-from app.jobs.engine import JobAlreadyEnded, JobNotFound
-from app.jobs.service import SubmissionError
-from app.jobs.store import IdempotencyConflict, UnknownDependencies
-from app.jobs.writer import WriterClosed
-from app.schemas import PATTERN_RULES
+from gantry.api.limits import BodyTooLarge, too_large_message
+from gantry.jobs.engine import JobAlreadyEnded, JobNotFound
+from gantry.jobs.service import SubmissionError
+from gantry.jobs.store import IdempotencyConflict, UnknownDependencies
+from gantry.jobs.writer import WriterClosed
+from gantry.schemas import PATTERN_RULES
 
 log = logging.getLogger(__name__)
 

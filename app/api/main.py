@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.auth import require_for_method
-from app.api.routes import backends, data, events, health, instruments, jobs, logs
+from gantry.api.auth import require_for_method
+from gantry.api.routes import backends, data, events, health, instruments, jobs, logs
 
 # GET needs the read scope, anything that changes state the submit scope.
 api_router = APIRouter(prefix="/api/v1", dependencies=[require_for_method()])

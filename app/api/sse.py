@@ -9,7 +9,7 @@ from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
 
-from app.schemas import EventPublic
+from gantry.schemas import EventPublic
 
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {

@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import render
-from app.cli.client import Runtime
-from app.cli.errors import guarded
+from gantry.cli import render
+from gantry.cli.client import Runtime
+from gantry.cli.errors import guarded
 
 
 @guarded

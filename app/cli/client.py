@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from app.cli import sse
-from app.cli.errors import FAILED, USAGE, CliError
+from gantry.cli import sse
+from gantry.cli.errors import FAILED, USAGE, CliError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1"

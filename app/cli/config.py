@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli import render
-from app.cli.errors import FAILED, USAGE, CliError, guarded
-from app.config_store import ConfigError, ConfigStore, env_name
+from gantry.cli import render
+from gantry.cli.errors import FAILED, USAGE, CliError, guarded
+from gantry.config_store import ConfigError, ConfigStore, env_name
 
 config_app = typer.Typer(
     help="Read and change the server's configuration (a local file).", no_args_is_help=True

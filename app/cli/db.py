@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli import render
-from app.cli.errors import FAILED, CliError, guarded
-from app.cli.serve import load_settings
+from gantry.cli import render
+from gantry.cli.errors import FAILED, CliError, guarded
+from gantry.cli.serve import load_settings
 
 db_app = typer.Typer(
     help="Database schema (local; GANTRY_DATABASE_URL or the data dir's SQLite file).",
@@ -47,7 +47,7 @@ def database_url(data_dir: Path | None) -> Iterator[str]:
 @guarded
 def upgrade(data_dir: DataDirOpt = None) -> None:
     """Migrate the database to the newest schema."""
-    from app import db
+    from gantry import db
 
     with database_url(data_dir) as url:
         db.upgrade(url)
@@ -59,7 +59,7 @@ def upgrade(data_dir: DataDirOpt = None) -> None:
 @guarded
 def current(data_dir: DataDirOpt = None) -> None:
     """Print the database's schema revision."""
-    from app import db
+    from gantry import db
 
     with database_url(data_dir) as url:
         revision = db.current_revision(url)

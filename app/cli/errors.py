@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from app.cli import render
+from gantry.cli import render
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from app.cli.client import API, STREAM_TIMEOUT, Runtime, check
-from app.cli.errors import INTERRUPTED, USAGE, CliError, guarded
-from app.cli.submit import post_job
+from gantry.cli.client import API, STREAM_TIMEOUT, Runtime, check
+from gantry.cli.errors import INTERRUPTED, USAGE, CliError, guarded
+from gantry.cli.submit import post_job
 
 Opt = typer.Option
 PAGE = 10_000

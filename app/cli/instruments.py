@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import render
-from app.cli.client import Runtime
-from app.cli.errors import guarded
+from gantry.cli import render
+from gantry.cli.client import Runtime
+from gantry.cli.errors import guarded
 
 Opt = typer.Option
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import render, wait
-from app.cli.client import GantryClient, Runtime
-from app.cli.errors import FAILED, CliError, guarded
+from gantry.cli import render, wait
+from gantry.cli.client import GantryClient, Runtime
+from gantry.cli.errors import FAILED, CliError, guarded
 
 Opt = typer.Option
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli import render
-from app.cli.client import GantryClient, Runtime
-from app.cli.errors import INTERRUPTED, CliError, guarded
+from gantry.cli import render
+from gantry.cli.client import GantryClient, Runtime
+from gantry.cli.errors import INTERRUPTED, CliError, guarded
 
 
 @guarded

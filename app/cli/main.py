@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from app.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit
-from app.cli.client import DEFAULT_URL, Runtime
-from app.cli.config import config_app
-from app.cli.db import db_app
-from app.cli.tokens import token_app
+from gantry.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit
+from gantry.cli.client import DEFAULT_URL, Runtime
+from gantry.cli.config import config_app
+from gantry.cli.db import db_app
+from gantry.cli.tokens import token_app
 
 app = typer.Typer(
     name="gantry",

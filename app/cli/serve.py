@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli.errors import FAILED, USAGE, CliError, guarded
+from gantry.cli.errors import FAILED, USAGE, CliError, guarded
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from gantry.settings import Settings
 
 # Open event streams would hold a graceful shutdown forever; cut them after this.
 GRACEFUL_SECONDS = 10
@@ -21,7 +21,7 @@ def load_settings(**overrides: Any) -> Settings:
     # Imported here: pydantic-settings would slow every other command's start.
     from pydantic import ValidationError
 
-    from app.settings import Settings
+    from gantry.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -36,10 +36,10 @@ def _refuse_exposure_without_tokens(settings: Settings) -> None:
     """Say it plainly here; the app refuses too, but inside a start-up traceback."""
     from sqlalchemy import create_engine
 
-    from app import db
-    from app.api.auth import is_loopback
-    from app.main import exposure_refusal
-    from app.tokens import active_hashes
+    from gantry import db
+    from gantry.api.auth import is_loopback
+    from gantry.main import exposure_refusal
+    from gantry.tokens import active_hashes
 
     if is_loopback(settings.host):
         return
@@ -56,8 +56,8 @@ def _refuse_exposure_without_tokens(settings: Settings) -> None:
 
 def _refuse_bad_devices_file(settings: Settings) -> None:
     """A malformed devices file: one line naming the line and field, not a traceback."""
-    from app.instruments.devices import DevicesFileError, load_devices
-    from drivers.registry import DriverRegistry
+    from gantry.instruments.devices import DevicesFileError, load_devices
+    from gantry.drivers.registry import DriverRegistry
 
     try:
         load_devices(settings.resolved_devices_file, DriverRegistry.discover().names())
@@ -82,8 +82,8 @@ def serve(
     """Run the gantry server; SIGTERM or Ctrl-C stop it gracefully."""
     import uvicorn
 
-    from app import logs
-    from app.main import create_app
+    from gantry import logs
+    from gantry.main import create_app
 
     settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
     logs.configure(settings.log_level)

@@ -15,9 +15,9 @@ from typing import Annotated, Any, TextIO
 import typer
 from typer.core import TyperCommand
 
-from app.cli import render, wait
-from app.cli.client import Runtime
-from app.cli.errors import FAILED, USAGE, CliError, guarded
+from gantry.cli import render, wait
+from gantry.cli.client import Runtime
+from gantry.cli.errors import FAILED, USAGE, CliError, guarded
 
 WORDS = "gantry.command_words"
 SUBMIT_RETRIES = 2

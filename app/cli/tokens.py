@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from app.cli import render
-from app.cli.db import DataDirOpt, database_url
-from app.cli.errors import USAGE, CliError, guarded
+from gantry.cli import render
+from gantry.cli.db import DataDirOpt, database_url
+from gantry.cli.errors import USAGE, CliError, guarded
 
 token_app = typer.Typer(
     help="API tokens (local; the server requires them once one exists).", no_args_is_help=True
@@ -33,8 +33,8 @@ def create(
     """Make a token and print it once: it is stored only as a hash."""
     from sqlalchemy import create_engine
 
-    from app import db
-    from app.tokens import TokenError, create_token
+    from gantry import db
+    from gantry.tokens import TokenError, create_token
 
     with database_url(data_dir) as url:
         db.upgrade(url)
@@ -59,7 +59,7 @@ def revoke(
     """Revoke a token; the server refuses it within seconds."""
     from sqlalchemy import create_engine
 
-    from app.tokens import revoke_token
+    from gantry.tokens import revoke_token
 
     with database_url(data_dir) as url:
         engine = create_engine(url)
@@ -79,8 +79,8 @@ def list_(data_dir: DataDirOpt = None) -> None:
     """Every token: id, name, scopes, when made, whether revoked (never the secret)."""
     from sqlalchemy import create_engine
 
-    from app import db
-    from app.tokens import list_tokens
+    from gantry import db
+    from gantry.tokens import list_tokens
 
     with database_url(data_dir) as url:
         db.upgrade(url)

@@ -9,10 +9,10 @@ from typing import Any, NoReturn
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli import render
-from app.cli.client import GantryClient
-from app.cli.errors import FAILED, INTERRUPTED, CliError
-from app.cli.sse import SseEvent
+from gantry.cli import render
+from gantry.cli.client import GantryClient
+from gantry.cli.errors import FAILED, INTERRUPTED, CliError
+from gantry.cli.sse import SseEvent
 
 
 def job_events(api: GantryClient, job_id: int, after: int = 0) -> Iterator[dict[str, Any]]:

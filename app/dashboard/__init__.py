@@ -4,6 +4,6 @@ The page talks to the REST API under ``/api/v1`` like any other client; it
 holds no scheduling logic and loads nothing from the network but this server.
 """
 
-from app.dashboard.router import router
+from gantry.dashboard.router import router
 
 __all__ = ["router"]

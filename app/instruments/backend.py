@@ -26,16 +26,16 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from app.config_store import ConfigStore
-from app.instruments.data import DataStore, job_data_dir, write_meta
-from app.instruments.devices import load_devices
-from app.instruments.export import last_uts
-from app.instruments.host import Component, DriverHost
-from app.instruments.pipelines import PipelineStore
-from app.instruments.runner import MethodRun, targets_for
-from app.instruments.schemas import InstrumentPayload
-from app.jobs.writer import Writer
-from backends.base import (
+from gantry.config_store import ConfigStore
+from gantry.instruments.data import DataStore, job_data_dir, write_meta
+from gantry.instruments.devices import load_devices
+from gantry.instruments.export import last_uts
+from gantry.instruments.host import Component, DriverHost
+from gantry.instruments.pipelines import PipelineStore
+from gantry.instruments.runner import MethodRun, targets_for
+from gantry.instruments.schemas import InstrumentPayload
+from gantry.jobs.writer import Writer
+from gantry.backends.base import (
     Backend,
     BackendContext,
     BackendError,
@@ -43,8 +43,8 @@ from backends.base import (
     JobSubmission,
     StatusReport,
 )
-from drivers.interface_2_0 import ModelInterface
-from drivers.registry import DriverEntry, DriverRegistry
+from gantry.drivers.interface_2_0 import ModelInterface
+from gantry.drivers.registry import DriverEntry, DriverRegistry
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import IO, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from drivers.interface_2_0 import Sample
+from gantry.drivers.interface_2_0 import Sample
 
 log = logging.getLogger(__name__)
 

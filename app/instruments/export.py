@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.instruments.data import read_meta, role_file
+from gantry.instruments.data import read_meta, role_file
 
 CHUNK = 1 << 20
 #: Columns every CSV row starts with.

@@ -2,7 +2,7 @@
 
 The state lives in the ``pipeline`` table (so it survives restarts) and in
 memory (so ``InstrumentBackend.hold`` can decide without I/O). Every change
-goes through the server's :class:`~app.jobs.writer.Writer` and updates the
+goes through the server's :class:`~gantry.jobs.writer.Writer` and updates the
 memory only once committed. Like tomato: ``load`` a sample, mark the
 pipeline ``ready``; a job claims a ready pipeline holding its sample; when
 the job ends the pipeline keeps the sample but is no longer ready, so a
@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 from sqlalchemy import Connection, Table, insert, select, update
 
-from app.instruments.devices import ComponentRef, Devices, PipelineConfig
-from app.jobs.states import ACTIVE
-from app.jobs.writer import Writer
-from app.models import Job, Pipeline, utcnow
+from gantry.instruments.devices import ComponentRef, Devices, PipelineConfig
+from gantry.jobs.states import ACTIVE
+from gantry.jobs.writer import Writer
+from gantry.models import Job, Pipeline, utcnow
 
 pipeline_t: Table = Pipeline.__table__  # type: ignore[attr-defined]
 job_t: Table = Job.__table__  # type: ignore[attr-defined]

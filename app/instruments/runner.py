@@ -5,7 +5,7 @@ parallel. ``start_with_task_name`` holds a task until the named task has
 started; ``stop_with_task_name`` stops it once the named task has ended.
 Each running task is drained (``task_data``) every poll interval, sooner
 at first so the first samples are stored within milliseconds; its samples go
-to the :class:`~app.instruments.data.DataStore` as they come.
+to the :class:`~gantry.instruments.data.DataStore` as they come.
 
 A failed task fails the job (the driver's message is the reason) and stops
 the other roles' tasks; a cancel stops every running task (``task_stop``
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import anyio
 
-from app.instruments.data import DataStore, TaskMeta, role_file
-from app.instruments.host import Component, DriverHost, DriverTimeout
-from backends.base import BackendStatus
-from drivers.interface_2_0 import Sample, Task, TaskInfo, TaskState
+from gantry.instruments.data import DataStore, TaskMeta, role_file
+from gantry.instruments.host import Component, DriverHost, DriverTimeout
+from gantry.backends.base import BackendStatus
+from gantry.drivers.interface_2_0 import Sample, Task, TaskInfo, TaskState
 
 log = logging.getLogger(__name__)
 

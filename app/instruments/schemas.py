@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.types import Task
+from gantry.drivers.types import Task
 
 SAMPLE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"
 SampleName = Annotated[

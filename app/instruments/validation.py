@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from app.instruments.devices import PipelineConfig
-from app.instruments.host import DriverHost, DriverTimeout, UnknownComponent
-from app.instruments.schemas import InstrumentPayload
-from app.jobs.service import SubmissionError
-from drivers.interface_2_0 import Task
+from gantry.instruments.devices import PipelineConfig
+from gantry.instruments.host import DriverHost, DriverTimeout, UnknownComponent
+from gantry.instruments.schemas import InstrumentPayload
+from gantry.jobs.service import SubmissionError
+from gantry.drivers.interface_2_0 import Task
 
 if TYPE_CHECKING:
-    from app.jobs.service import Catalog
-    from app.schemas import JobCreate
+    from gantry.jobs.service import Catalog
+    from gantry.schemas import JobCreate
 
 Loc = tuple[str | int, ...]
 BACKEND = "instrument"

@@ -6,8 +6,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.jobs.states import JobState
-from app.jobs.store import NewJob
+from gantry.jobs.states import JobState
+from gantry.jobs.store import NewJob
 
 _STATES = {state.value: state for state in JobState}
 NOTHING: AbstractSet[int] = frozenset()
@@ -69,7 +69,7 @@ class ActiveJob:
 
     @classmethod
     def from_new(cls, job_id: int, new: NewJob) -> ActiveJob:
-        """A job just inserted by :func:`~app.jobs.store.insert_jobs`."""
+        """A job just inserted by :func:`~gantry.jobs.store.insert_jobs`."""
         return cls(
             id=job_id,
             name=new.name,

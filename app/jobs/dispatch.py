@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from app.jobs.active import ActiveJob
-from app.jobs.states import JobState
-from app.jobs.store import Transition, apply_transitions
-from backends.base import Backend, BackendError
+from gantry.jobs.active import ActiveJob
+from gantry.jobs.states import JobState
+from gantry.jobs.store import Transition, apply_transitions
+from gantry.backends.base import Backend, BackendError
 
 if TYPE_CHECKING:
-    from app.jobs.engine import Engine
+    from gantry.jobs.engine import Engine
 
 log = logging.getLogger(__name__)
 

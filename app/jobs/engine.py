@@ -1,11 +1,11 @@
 """The engine: decides what runs next and keeps every job's state true.
 
-It knows backends only through ``backends.base`` and knows no HTTP. All its
+It knows backends only through ``gantry.backends.base`` and knows no HTTP. All its
 state changes happen on the event loop, in memory first, and are written by
-the :class:`~app.jobs.writer.Writer` (one transaction per flush, an event
+the :class:`~gantry.jobs.writer.Writer` (one transaction per flush, an event
 row per change). Durability where it matters: the dispatch intent (a new
 attempt number) is committed *before* a backend sees the job, so a crash can
-never make a job run twice unnoticed (see :mod:`app.jobs.recovery`).
+never make a job run twice unnoticed (see :mod:`gantry.jobs.recovery`).
 
 Wake-ups are events (a job was created, a job ended, a backend reported),
 never a polling sleep.
@@ -28,11 +28,11 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine as Database
 
-from app.jobs.active import ActiveJob
-from app.jobs.dispatch import Dispatcher
-from app.jobs.events import EventHub
-from app.jobs.states import TERMINAL, JobState, can_move
-from app.jobs.store import (
+from gantry.jobs.active import ActiveJob
+from gantry.jobs.dispatch import Dispatcher
+from gantry.jobs.events import EventHub
+from gantry.jobs.states import TERMINAL, JobState, can_move
+from gantry.jobs.store import (
     Created,
     NewJob,
     Transition,
@@ -41,8 +41,8 @@ from app.jobs.store import (
     insert_jobs,
     job_states,
 )
-from app.jobs.writer import Writer
-from backends.base import (
+from gantry.jobs.writer import Writer
+from gantry.backends.base import (
     Backend,
     BackendStatus,
     JobSubmission,
@@ -124,7 +124,7 @@ class Engine:
     # --- life cycle ----------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        from app.jobs.recovery import recover
+        from gantry.jobs.recovery import recover
 
         async with anyio.create_task_group() as tg:
             self._tg = tg

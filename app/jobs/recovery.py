@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from app.jobs.active import ActiveJob
-from app.jobs.states import JobState
-from app.jobs.store import get_dependencies, job_states, load_active
+from gantry.jobs.active import ActiveJob
+from gantry.jobs.states import JobState
+from gantry.jobs.store import get_dependencies, job_states, load_active
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine as Database
 
-    from app.jobs.engine import Engine
+    from gantry.jobs.engine import Engine
 
 log = logging.getLogger(__name__)
 

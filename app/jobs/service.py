@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from app.jobs.graph import GraphError, Node, resolve
-from app.jobs.store import NewJob
-from app.schemas import JobCreate
-from backends.base import Backend
-from backends.registry import BackendEntry
+from gantry.jobs.graph import GraphError, Node, resolve
+from gantry.jobs.store import NewJob
+from gantry.schemas import JobCreate
+from gantry.backends.base import Backend
+from gantry.backends.registry import BackendEntry
 
 #: SQLite and PostgreSQL integers are 64-bit: larger job ids cannot exist.
 MAX_JOB_ID = 2**63 - 1
@@ -151,7 +151,7 @@ async def build_jobs(
 ) -> list[NewJob]:
     """Validate requests and turn them into :class:`NewJob`\\ s (all or none)."""
     # Imported here: the instrument checks raise this module's SubmissionError.
-    from app.instruments.validation import instrument_payload
+    from gantry.instruments.validation import instrument_payload
 
     jobs: list[NewJob] = []
     nodes: list[Node] = []

@@ -1,6 +1,6 @@
 """SQL of the job tables: every function takes a ``Connection`` and is sync.
 
-Writes run inside the :class:`~app.jobs.writer.Writer`'s transactions, reads
+Writes run inside the :class:`~gantry.jobs.writer.Writer`'s transactions, reads
 on a worker thread (``anyio.to_thread``); nothing here touches the event
 loop. SQL goes through SQLAlchemy Core with bound parameters only.
 """
@@ -28,8 +28,8 @@ from sqlalchemy import (
     update,
 )
 
-from app.jobs.states import ACTIVE, JobState
-from app.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag, utcnow
+from gantry.jobs.states import ACTIVE, JobState
+from gantry.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag, utcnow
 
 job_t: Table = Job.__table__  # type: ignore[attr-defined]
 dep_t: Table = JobDependency.__table__  # type: ignore[attr-defined]
@@ -306,7 +306,7 @@ def _insert_events(conn: Connection, columns: Mapping[str, list[Any]]) -> list[d
 def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> list[int]:
     """Insert rows given column by column (every column but ``id``); their new ids.
 
-    On SQLite the server's single writer (app.jobs.writer) is the only one
+    On SQLite the server's single writer (gantry.jobs.writer) is the only one
     inserting jobs and events, so ids can be handed out here and the rows
     inserted with one plain DBAPI executemany: SQLAlchemy's RETURNING path
     builds and compiles multi-row statements and was half the cost of a batch

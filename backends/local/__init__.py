@@ -1,5 +1,5 @@
 """The ``local`` backend: command jobs as processes on the server's machine."""
 
-from backends.local.backend import LocalBackend
+from gantry.backends.local.backend import LocalBackend
 
 __all__ = ["LocalBackend"]

@@ -1,9 +1,9 @@
 """The ``local`` backend: command jobs as supervised processes on this machine.
 
 A job waits in a priority queue until its cores and memory fit, then starts
-under a sh supervisor (see :mod:`backends.local.process`) in its own session.
+under a sh supervisor (see :mod:`gantry.backends.local.process`) in its own session.
 The ref is the job key, and everything a later server needs is in the job's
-files under ``<data_dir>/runs/`` (see :mod:`backends.local.rundir`), so jobs
+files under ``<data_dir>/runs/`` (see :mod:`gantry.backends.local.rundir`), so jobs
 outlive the server: :meth:`LocalBackend.adopt` picks them up again.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from backends.base import (
+from gantry.backends.base import (
     Backend,
     BackendContext,
     BackendError,
@@ -26,9 +26,9 @@ from backends.base import (
     JobSubmission,
     StatusReport,
 )
-from backends.local.limits import OPTION_DEFAULTS, Limits, Request
-from backends.local.pending import PendingQueue, Queued
-from backends.local.process import (
+from gantry.backends.local.limits import OPTION_DEFAULTS, Limits, Request
+from gantry.backends.local.pending import PendingQueue, Queued
+from gantry.backends.local.process import (
     PidfdUnsupported,
     find_shells,
     find_supervisor,
@@ -36,8 +36,8 @@ from backends.local.process import (
     spawn_supervisor,
     supervisor_started_at,
 )
-from backends.local.run import Run
-from backends.local.rundir import KillRecord, RunFiles, RunState, final_report, is_key
+from gantry.backends.local.run import Run
+from gantry.backends.local.rundir import KillRecord, RunFiles, RunState, final_report, is_key
 
 _CANCEL = KillRecord("cancel")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
-from backends.options import (
+from gantry.backends.base import BackendError
+from gantry.backends.options import (
     format_memory_mb,
     format_walltime,
     parse_cores,

@@ -6,8 +6,8 @@ import heapq
 import itertools
 from dataclasses import dataclass
 
-from backends.base import JobSubmission
-from backends.local.limits import Request
+from gantry.backends.base import JobSubmission
+from gantry.backends.local.limits import Request
 
 
 @dataclass(frozen=True, slots=True)

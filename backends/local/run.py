@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import anyio
 
-from backends.base import StatusReport
-from backends.local.limits import Request
-from backends.local.process import pidfd_exited, reap, signal_group, start_ticks
-from backends.local.rundir import KillRecord, RunFiles, final_report
+from gantry.backends.base import StatusReport
+from gantry.backends.local.limits import Request
+from gantry.backends.local.process import pidfd_exited, reap, signal_group, start_ticks
+from gantry.backends.local.rundir import KillRecord, RunFiles, final_report
 
 # Without pidfds: check often at first (most jobs are short), then rarely.
 _POLL_FIRST, _POLL_MAX = 0.01, 1.0

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from backends.base import BackendStatus, StatusReport
-from backends.options import format_walltime
+from gantry.backends.base import BackendStatus, StatusReport
+from gantry.backends.options import format_walltime
 
 _KEY = re.compile(r"[0-9]+\.[0-9]+")
 KILLED_BY_SIGKILL = 128 + signal.SIGKILL  # what a shell reports for a SIGKILLed command

@@ -1,5 +1,5 @@
 """The ``slurm`` backend: command jobs as Slurm batch jobs (sbatch, squeue, sacct)."""
 
-from backends.slurm.backend import SlurmBackend
+from gantry.backends.slurm.backend import SlurmBackend
 
 __all__ = ["SlurmBackend"]

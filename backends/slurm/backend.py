@@ -1,6 +1,6 @@
 """gantry's Slurm backend: sbatch to submit, one squeue (+ one sacct) per poll.
 
-Its config keys are described in :mod:`backends.slurm.config`.
+Its config keys are described in :mod:`gantry.backends.slurm.config`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskStatus
 
-from backends.base import (
+from gantry.backends.base import (
     Backend,
     BackendContext,
     BackendError,
@@ -25,9 +25,9 @@ from backends.base import (
     JobSubmission,
     StatusReport,
 )
-from backends.slurm.commands import CommandTimeout, Result, SlurmCommands
-from backends.slurm.config import SlurmSettings
-from backends.slurm.queries import (
+from gantry.backends.slurm.commands import CommandTimeout, Result, SlurmCommands
+from gantry.backends.slurm.config import SlurmSettings
+from gantry.backends.slurm.queries import (
     MAX_IDS_IN_ARGV,
     SlurmJob,
     parse_sacct,
@@ -35,7 +35,7 @@ from backends.slurm.queries import (
     sacct_argv,
     squeue_argv,
 )
-from backends.slurm.submission import (
+from gantry.backends.slurm.submission import (
     OPTION_DEFAULTS,
     batch_script,
     check_directives,

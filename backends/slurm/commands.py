@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 
-from backends.base import BackendError
+from gantry.backends.base import BackendError
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import BackendError
-from backends.slurm.submission import OPTION_DEFAULTS, normalise_options
+from gantry.backends.base import BackendError
+from gantry.backends.slurm.submission import OPTION_DEFAULTS, normalise_options
 
 
 @dataclass(slots=True)

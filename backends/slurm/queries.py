@@ -12,8 +12,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backends.base import StatusReport
-from backends.slurm.states import (
+from gantry.backends.base import StatusReport
+from gantry.backends.slurm.states import (
     ExitInfo,
     parse_exit_code,
     parse_time,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass
 
-from backends.base import BackendStatus, StatusReport
+from gantry.backends.base import BackendStatus, StatusReport
 
 S = BackendStatus
 

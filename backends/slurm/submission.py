@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.base import JobSubmission
-from backends.options import (
+from gantry.backends.base import JobSubmission
+from gantry.backends.options import (
     format_memory_mb,
     format_walltime,
     parse_cores,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from thermometer_driver import DriverInterface
 
-from drivers.testing import check_driver_contract
+from gantry.drivers.testing import check_driver_contract
 
 
 async def test_heater_keeps_the_driver_contract() -> None:

@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskStatus
 
-from backends.base import (
+from gantry.backends.base import (
     Backend,
     BackendStatus,
     JobSubmission,
     StatusReport,
 )
-from backends.options import parse_walltime
+from gantry.backends.options import parse_walltime
 
 
 class SimpleBackend(Backend):

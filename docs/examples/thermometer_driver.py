@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drivers.interface_2_0 import Attr, Key, ModelDevice, ModelInterface, Task, Value
+from gantry.drivers.interface_2_0 import Attr, Key, ModelDevice, ModelInterface, Task, Value
 
 
 class SimulatedPort:

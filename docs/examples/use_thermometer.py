@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from thermometer_driver import DriverInterface
 
-from drivers.interface_2_0 import Sample, Task
+from gantry.drivers.interface_2_0 import Sample, Task
 
 
 async def main() -> list[Sample]:

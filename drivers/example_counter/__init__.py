@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from drivers.interface_2_0 import Attr, Key, ModelDevice, ModelInterface, Task, Value
+from gantry.drivers.interface_2_0 import Attr, Key, ModelDevice, ModelInterface, Task, Value
 
 MODES = frozenset({"up", "down"})
 

@@ -3,14 +3,14 @@
 A driver targets exactly one interface version, so a 3.0 can sit beside this
 one. Everything a driver author needs is importable from here::
 
-    from drivers.interface_2_0 import Attr, ModelDevice, ModelInterface, Task
+    from gantry.drivers.interface_2_0 import Attr, ModelDevice, ModelInterface, Task
 """
 
-from drivers.errors import AttrError, DriverError, TaskInvalid, TaskTimeout
-from drivers.interface_2_0.device import ModelDevice
-from drivers.interface_2_0.interface import ModelInterface, TaskListener
-from drivers.interface_2_0.run import TaskRun
-from drivers.types import Attr, Key, Reply, Sample, Task, TaskInfo, TaskState, Value
+from gantry.drivers.errors import AttrError, DriverError, TaskInvalid, TaskTimeout
+from gantry.drivers.interface_2_0.device import ModelDevice
+from gantry.drivers.interface_2_0.interface import ModelInterface, TaskListener
+from gantry.drivers.interface_2_0.run import TaskRun
+from gantry.drivers.types import Attr, Key, Reply, Sample, Task, TaskInfo, TaskState, Value
 
 __all__ = [
     "Attr",

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, TypeVarTuple, Unpack
 
 import anyio
 
-from drivers.errors import DriverError, TaskTimeout
-from drivers.interface_2_0.run import TaskRun
-from drivers.types import Attr, Key, Sample, Task, TaskState, Value
+from gantry.drivers.errors import DriverError, TaskTimeout
+from gantry.drivers.interface_2_0.run import TaskRun
+from gantry.drivers.types import Attr, Key, Sample, Task, TaskState, Value
 
 if TYPE_CHECKING:
-    from drivers.interface_2_0.interface import ModelInterface
+    from gantry.drivers.interface_2_0.interface import ModelInterface
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from pydantic import ValidationError
 
-from drivers.errors import DriverError
-from drivers.interface_2_0.device import ModelDevice, describe
-from drivers.interface_2_0.run import TaskRun
-from drivers.types import Key, Reply, Task, TaskInfo
-from drivers.units import coerce_param
-from drivers.validation import validate_task
+from gantry.drivers.errors import DriverError
+from gantry.drivers.interface_2_0.device import ModelDevice, describe
+from gantry.drivers.interface_2_0.run import TaskRun
+from gantry.drivers.types import Key, Reply, Task, TaskInfo
+from gantry.drivers.units import coerce_param
+from gantry.drivers.validation import validate_task
 
 logger = logging.getLogger(__name__)
 

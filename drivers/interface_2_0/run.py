@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from drivers.types import Key, Task, TaskInfo, TaskState
+from gantry.drivers.types import Key, Task, TaskInfo, TaskState
 
 
 @dataclass(eq=False)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no type hints
 
-from drivers.interface_2_0 import (
+from gantry.drivers.interface_2_0 import (
     Attr,
     AttrError,
     DriverError,

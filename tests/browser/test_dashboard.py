@@ -22,9 +22,9 @@ import anyio
 import httpx
 import pytest
 
-from app.dashboard.router import STATIC
-from app.main import create_app
-from app.settings import Settings
+from gantry.dashboard.router import STATIC
+from gantry.main import create_app
+from gantry.settings import Settings
 from tests.acceptance.server import GANTRY, ServerProcess, clean_env
 from tests.conftest import need
 

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 from sqlalchemy import create_engine
 
-from app import db
-from app.main import create_app
-from app.settings import Settings
-from app.tokens import create_token
+from gantry import db
+from gantry.main import create_app
+from gantry.settings import Settings
+from gantry.tokens import create_token
 from tests.fakes import FakeBackend
 
 EXAMPLES = 60

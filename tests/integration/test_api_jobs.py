@@ -127,7 +127,7 @@ async def test_dependents_run_after_their_dependencies(make_client: Callable[...
         assert (await client.get(f"{API}/jobs/{after['id']}")).json()["state"] == "queued"
         fake = app.state.catalog.running["fake"]
         # finish the blocker as the backend would
-        from backends.base import BackendStatus, StatusReport
+        from gantry.backends.base import BackendStatus, StatusReport
 
         fake._set(f"fake-{blocker['id']}.1", StatusReport(BackendStatus.COMPLETED, exit_code=0))
         await wait_state(client, after["id"], "completed")

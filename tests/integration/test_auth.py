@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine
 
-from app import db
-from app.main import StartupRefused, create_app
-from app.settings import Settings
-from app.tokens import TokenError, create_token, implied, list_tokens, revoke_token
+from gantry import db
+from gantry.main import StartupRefused, create_app
+from gantry.settings import Settings
+from gantry.tokens import TokenError, create_token, implied, list_tokens, revoke_token
 from tests.fakes import FakeBackend
 
 

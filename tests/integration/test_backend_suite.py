@@ -50,8 +50,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def backend_classes() -> dict[str, Any]:
-    from backends.local import LocalBackend
-    from backends.slurm import SlurmBackend
+    from gantry.backends.local import LocalBackend
+    from gantry.backends.slurm import SlurmBackend
 
     return {"local": LocalBackend, "slurm": SlurmBackend}
 

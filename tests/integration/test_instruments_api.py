@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
+from gantry.settings import Settings
 from tests.integration.instruments import (
     API,
     instrument_app,

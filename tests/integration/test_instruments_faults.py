@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from app.main import StartupRefused
-from app.settings import Settings
+from gantry.main import StartupRefused
+from gantry.settings import Settings
 from tests.integration.instruments import (
     API,
     DEVICES,

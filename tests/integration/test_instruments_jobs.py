@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from app.settings import Settings
+from gantry.settings import Settings
 from tests.integration.instruments import (
     API,
     instrument_app,
@@ -209,7 +209,7 @@ async def test_command_and_instrument_jobs_depend_on_each_other(settings: Settin
         await wait_job(client, first["id"], "running")
         await anyio.sleep(0.3)
         assert (await client.get(f"{API}/jobs/{measure['id']}")).json()["state"] == "queued"
-        from backends.base import BackendStatus, StatusReport
+        from gantry.backends.base import BackendStatus, StatusReport
 
         fake = app.state.catalog.running["fake"]
         fake._set(f"fake-{first['id']}.1", StatusReport(BackendStatus.COMPLETED, exit_code=0))

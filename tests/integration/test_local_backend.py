@@ -21,22 +21,22 @@ from typing import Any, Protocol
 import anyio
 import pytest
 
-from backends.base import (
+from gantry.backends.base import (
     BackendContext,
     BackendError,
     BackendStatus,
     JobSubmission,
     StatusReport,
 )
-from backends.local import LocalBackend
-from backends.local.process import (
+from gantry.backends.local import LocalBackend
+from gantry.backends.local.process import (
     SUPERVISOR_NAME,
     PidfdUnsupported,
     find_shells,
     is_supervisor_of,
     spawn_supervisor,
 )
-from backends.local.rundir import SUPERVISOR_DIED, RunFiles
+from gantry.backends.local.rundir import SUPERVISOR_DIED, RunFiles
 
 TIMEOUT = 15  # seconds; generous: the machine may be busy
 S = BackendStatus
@@ -627,7 +627,7 @@ async def test_without_pidfds_jobs_are_watched_by_polling(
     def unsupported(pid: int) -> int:
         raise PidfdUnsupported
 
-    monkeypatch.setattr("backends.local.backend.open_pidfd", unsupported)
+    monkeypatch.setattr("gantry.backends.local.backend.open_pidfd", unsupported)
     first = Reports()
     a = await start(first)
     assert (await a.submit(job(work, 1, "exit 4\n"), [])) == "1.1"

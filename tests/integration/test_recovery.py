@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import create_engine, text
 
-from backends.base import BackendStatus, JobSubmission, StatusReport
+from gantry.backends.base import BackendStatus, JobSubmission, StatusReport
 from tests.fakes import FakeBackend
 from tests.integration.test_api_jobs import API, submit, wait_state
 

@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 import pytest
 
-from backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
-from backends.slurm import SlurmBackend
-from backends.slurm.queries import sacct_argv
+from gantry.backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.slurm import SlurmBackend
+from gantry.backends.slurm.queries import sacct_argv
 
 pytestmark = pytest.mark.slurm
 

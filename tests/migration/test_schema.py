@@ -9,8 +9,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401
-from app import db
+import gantry.models  # noqa: F401
+from gantry import db
 
 
 def test_migrations_produce_exactly_the_models(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app import db
-from app.jobs.service import Catalog, build_jobs
-from app.jobs.store import NewJob, get_dependencies, get_job, insert_job_groups, insert_jobs
-from app.schemas import JobCreate
+from gantry import db
+from gantry.jobs.service import Catalog, build_jobs
+from gantry.jobs.store import NewJob, get_dependencies, get_job, insert_job_groups, insert_jobs
+from gantry.schemas import JobCreate
 from tests.fakes import FakeBackend
 
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from app.cli.client import Runtime
-from app.cli.main import app
+from gantry.cli.client import Runtime
+from gantry.cli.main import app
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -153,7 +153,7 @@ def test_submit_words_after_double_dash(server: FakeServer, tmp_path: Path) -> N
 def test_a_submit_whose_answer_was_lost_is_resent_with_the_same_key(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.cli.client.RETRY_DELAY", 0)
+    monkeypatch.setattr("gantry.cli.client.RETRY_DELAY", 0)
     calls: list[str] = []
 
     def flaky(request: httpx.Request) -> httpx.Response:
@@ -493,7 +493,7 @@ def test_backends_table_and_json(server: FakeServer) -> None:
             "message": "ok",
             "option_defaults": {"cores": 1, "walltime": None},
             "supports_dependencies": False,
-            "entry_point": "backends.local:LocalBackend",
+            "entry_point": "gantry.backends.local:LocalBackend",
         }
     ]
     server.on("GET", "/api/v1/backends", body=infos)

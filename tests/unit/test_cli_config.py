@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from app.cli.main import app
+from gantry.cli.main import app
 
 
 def run(*args: str, env: Mapping[str, str | None] | None = None) -> tuple[int, str, str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.cli import render, sse
-from app.cli.client import check, validation_lines
-from app.cli.errors import USAGE, CliError
-from app.cli.submit import default_name, load_batch, parse_pairs, read_script
+from gantry.cli import render, sse
+from gantry.cli.client import check, validation_lines
+from gantry.cli.errors import USAGE, CliError
+from gantry.cli.submit import default_name, load_batch, parse_pairs, read_script
 
 
 class Tty(io.StringIO):

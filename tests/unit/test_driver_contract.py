@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.example_counter import DriverInterface as Counter
-from drivers.psutil_driver import CHANNELS
-from drivers.psutil_driver import DriverInterface as Psutil
-from drivers.testing import ContractViolation, FaultyDevice, FaultyDriver, check_driver_contract
+from gantry.drivers.example_counter import DriverInterface as Counter
+from gantry.drivers.psutil_driver import CHANNELS
+from gantry.drivers.psutil_driver import DriverInterface as Psutil
+from gantry.drivers.testing import ContractViolation, FaultyDevice, FaultyDriver, check_driver_contract
 
 STEPS = [
     "register",

@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import pytest
 
-from drivers.example_counter import DriverInterface
-from drivers.interface_2_0 import Sample, Task, TaskState
-from drivers.testing import running, wait_for_task
+from gantry.drivers.example_counter import DriverInterface
+from gantry.drivers.interface_2_0 import Sample, Task, TaskState
+from gantry.drivers.testing import running, wait_for_task
 
 
 def task(technique: str, **params: Any) -> Task:

@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from drivers.interface_2_0 import Key, ModelDevice, Reply, Sample, Task, TaskInfo, TaskState
-from drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
+from gantry.drivers.interface_2_0 import Key, ModelDevice, Reply, Sample, Task, TaskInfo, TaskState
+from gantry.drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
 
 A = "lab"
 TASK = Task(component_role="c", technique_name="count", max_duration=0.1, sampling_interval=0.02)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.interface_2_0 import Task, TaskState
-from drivers.psutil_driver import DriverInterface
-from drivers.testing import running, wait_for_task
+from gantry.drivers.interface_2_0 import Task, TaskState
+from gantry.drivers.psutil_driver import DriverInterface
+from gantry.drivers.testing import running, wait_for_task
 
 L = "localhost"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.example_counter import DriverInterface as Counter
-from drivers.psutil_driver import DriverInterface as Psutil
-from drivers.registry import GROUP, DriverRegistry, DriverUnavailable
+from gantry.drivers.example_counter import DriverInterface as Counter
+from gantry.drivers.psutil_driver import DriverInterface as Psutil
+from gantry.drivers.registry import GROUP, DriverRegistry, DriverUnavailable
 
 
 def ep(name: str, value: str) -> EntryPoint:
@@ -24,12 +24,12 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DriverRegistry:
     monkeypatch.syspath_prepend(str(tmp_path))
     return DriverRegistry.discover(
         [
-            ep("example_counter", "drivers.example_counter"),
-            ep("psutil", "drivers.psutil_driver:DriverInterface"),
+            ep("example_counter", "gantry.drivers.example_counter"),
+            ep("psutil", "gantry.drivers.psutil_driver:DriverInterface"),
             ep("vendor", "gantry_test_vendor_driver"),
             ep("missing", "gantry_no_such_package"),
             ep("not_a_driver", "json"),
-            ep("abstract", "drivers.interface_2_0:ModelInterface"),
+            ep("abstract", "gantry.drivers.interface_2_0:ModelInterface"),
         ]
     )
 

@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from drivers.interface_2_0 import Key, ModelDevice, Task, TaskInfo, TaskState
-from drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
+from gantry.drivers.interface_2_0 import Key, ModelDevice, Task, TaskInfo, TaskState
+from gantry.drivers.testing import FaultyDevice, FaultyDriver, running, wait_for_task
 
 A = "lab"
 GRACE = FaultyDevice.grace_period

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from drivers.errors import AttrError, TaskInvalid
-from drivers.quantity import parse_units, ureg
-from drivers.types import Attr, Task
-from drivers.units import coerce_param, coerce_value
-from drivers.validation import validate_task
+from gantry.drivers.errors import AttrError, TaskInvalid
+from gantry.drivers.quantity import parse_units, ureg
+from gantry.drivers.types import Attr, Task
+from gantry.drivers.units import coerce_param, coerce_value
+from gantry.drivers.validation import validate_task
 
 SECONDS = Attr(type=float, rw=True, units="s", minimum=0, maximum=10)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app import db
-from app.jobs import store
-from app.jobs.store import JobFilter, NewJob, insert_jobs, list_jobs
+from gantry import db
+from gantry.jobs import store
+from gantry.jobs.store import JobFilter, NewJob, insert_jobs, list_jobs
 
 
 def pages(conn: object, prefix: str, limit: int) -> list[int]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import BackendContext, BackendError, StatusReport
-from backends.local import LocalBackend
-from backends.local.limits import Limits, Request, total_memory
+from gantry.backends.base import BackendContext, BackendError, StatusReport
+from gantry.backends.local import LocalBackend
+from gantry.backends.local.limits import Limits, Request, total_memory
 
 GIB = 1 << 30
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.base import JobSubmission
-from backends.local.limits import Request
-from backends.local.pending import PendingQueue, Queued
+from gantry.backends.base import JobSubmission
+from gantry.backends.local.limits import Request
+from gantry.backends.local.pending import PendingQueue, Queued
 
 ONE_CORE = Request(cores=1, memory=0, walltime=None)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import BackendStatus
-from backends.local.process import is_supervisor_of, start_ticks, started_at
-from backends.local.rundir import (
+from gantry.backends.base import BackendStatus
+from gantry.backends.local.process import is_supervisor_of, start_ticks, started_at
+from gantry.backends.local.rundir import (
     SUPERVISOR_DIED,
     KillRecord,
     RunFiles,

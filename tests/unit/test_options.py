@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.options import format_walltime, parse_cores, parse_memory, parse_walltime
+from gantry.backends.options import format_walltime, parse_cores, parse_memory, parse_walltime
 
 
 @pytest.mark.parametrize(

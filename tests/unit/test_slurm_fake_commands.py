@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 import pytest
 
-from backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
-from backends.slurm import SlurmBackend
-from backends.slurm.commands import NOT_FOUND_HINT
+from gantry.backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.slurm import SlurmBackend
+from gantry.backends.slurm.commands import NOT_FOUND_HINT
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "sinfo")
 
@@ -473,7 +473,7 @@ async def test_health(fake: FakeSlurm, tmp_path: Path) -> None:
 async def test_sacct_takes_turns_when_too_many_jobs_left_squeue(
     fake: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("backends.slurm.backend.MAX_IDS_IN_ARGV", 3)
+    monkeypatch.setattr("gantry.backends.slurm.backend.MAX_IDS_IN_ARGV", 3)
     refs = ["31", "32", "33", "34", "35"]
     fake.answer("squeue", {"stdout": ""})
     fake.answer("sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|x\n" for r in refs)})

@@ -1,4 +1,4 @@
-"""squeue/sacct argv and parsing (backends.slurm.queries), on real output shapes."""
+"""squeue/sacct argv and parsing (gantry.backends.slurm.queries), on real output shapes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import logging
 
 import pytest
 
-from backends.base import BackendStatus
-from backends.slurm.queries import (
+from gantry.backends.base import BackendStatus
+from gantry.backends.slurm.queries import (
     MAX_IDS_IN_ARGV,
     parse_sacct,
     parse_squeue,
     sacct_argv,
     squeue_argv,
 )
-from backends.slurm.states import ExitInfo
+from gantry.backends.slurm.states import ExitInfo
 
 # As squeue 22.05 prints it with --Format=...:| (SLURM_TIME_FORMAT=%s).
 SQUEUE = """\
@@ -65,7 +65,7 @@ def test_parse_sacct_takes_the_exit_code_from_the_batch_step() -> None:
 
 
 def test_garbage_lines_are_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, "backends.slurm"):
+    with caplog.at_level(logging.WARNING, "gantry.backends.slurm"):
         assert parse_squeue("garbage\n\n") == {}
         assert parse_sacct("x|y\n") == {}
     assert len(caplog.records) == 2

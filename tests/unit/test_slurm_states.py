@@ -1,11 +1,11 @@
-"""Slurm states and exit codes -> StatusReport (backends.slurm.states)."""
+"""Slurm states and exit codes -> StatusReport (gantry.backends.slurm.states)."""
 
 from __future__ import annotations
 
 import pytest
 
-from backends.base import BackendStatus
-from backends.slurm.states import (
+from gantry.backends.base import BackendStatus
+from gantry.backends.slurm.states import (
     COMPACT,
     STATES,
     ExitInfo,

@@ -1,4 +1,4 @@
-"""Options, sbatch argv, script and environment (backends.slurm.submission)."""
+"""Options, sbatch argv, script and environment (gantry.backends.slurm.submission)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backends.base import JobSubmission
-from backends.slurm.submission import (
+from gantry.backends.base import JobSubmission
+from gantry.backends.slurm.submission import (
     OPTION_DEFAULTS,
     batch_script,
     check_directives,

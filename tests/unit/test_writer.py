@@ -8,8 +8,8 @@ import anyio
 import pytest
 from sqlalchemy import Connection, text
 
-from app import db
-from app.jobs.writer import Writer, WriterClosed
+from gantry import db
+from gantry.jobs.writer import Writer, WriterClosed
 
 
 async def test_concurrent_operations_share_transactions_and_a_bad_one_fails_alone(

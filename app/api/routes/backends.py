@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 from fastapi import APIRouter
 
-from app.api.deps import CatalogDep, EngineDep
-from app.schemas import BackendInfo
+from gantry.api.deps import CatalogDep, EngineDep
+from gantry.schemas import BackendInfo
 
 router = APIRouter(prefix="/backends", tags=["backends"])
 

@@ -17,15 +17,15 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from app.api.deps import EngineDep, JobId, ReaderDep, SettingsDep
-from app.api.sse import dumps, stream
-from app.instruments import export
-from app.instruments.data import job_data_dir, role_file
-from app.instruments.schemas import DataPage
-from app.jobs.engine import JobNotFound
-from app.jobs.service import SubmissionError
-from app.jobs.store import get_job
-from app.schemas import ErrorBody
+from gantry.api.deps import EngineDep, JobId, ReaderDep, SettingsDep
+from gantry.api.sse import dumps, stream
+from gantry.instruments import export
+from gantry.instruments.data import job_data_dir, role_file
+from gantry.instruments.schemas import DataPage
+from gantry.jobs.engine import JobNotFound
+from gantry.jobs.service import SubmissionError
+from gantry.jobs.store import get_job
+from gantry.schemas import ErrorBody
 
 router = APIRouter(prefix="/jobs", tags=["data"])
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from app.api.deps import EngineDep, JobId, Reader, ReaderDep
-from app.api.sse import SSE_RESPONSE, event_json, stream
-from app.jobs.engine import Engine, JobNotFound
-from app.jobs.states import TERMINAL
-from app.jobs.store import get_job, list_events
-from app.schemas import ErrorBody, EventsPage
+from gantry.api.deps import EngineDep, JobId, Reader, ReaderDep
+from gantry.api.sse import SSE_RESPONSE, event_json, stream
+from gantry.jobs.engine import Engine, JobNotFound
+from gantry.jobs.states import TERMINAL
+from gantry.jobs.store import get_job, list_events
+from gantry.schemas import ErrorBody, EventsPage
 
 router = APIRouter(tags=["events"])
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import EngineDep
-from app.schemas import Health
+from gantry.api.deps import EngineDep
+from gantry.schemas import Health
 
 router = APIRouter(tags=["health"])
 VERSION = version("gantry")

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
-from app.instruments.backend import InstrumentBackend
-from app.instruments.devices import NAME_PATTERN
-from app.instruments.host import Component, DriverTimeout, UnknownComponent
-from app.instruments.pipelines import PipelineBusy, UnknownPipeline
-from app.instruments.schemas import (
+from gantry.instruments.backend import InstrumentBackend
+from gantry.instruments.devices import NAME_PATTERN
+from gantry.instruments.host import Component, DriverTimeout, UnknownComponent
+from gantry.instruments.pipelines import PipelineBusy, UnknownPipeline
+from gantry.instruments.schemas import (
     AttrInfo,
     AttrValue,
     AttrWrite,
@@ -28,9 +28,9 @@ from app.instruments.schemas import (
     SampleLoad,
     SampleOut,
 )
-from app.schemas import ErrorBody
-from drivers.interface_2_0 import Attr, AttrError, Reply, Sample
-from drivers.units import coerce_value
+from gantry.schemas import ErrorBody
+from gantry.drivers.interface_2_0 import Attr, AttrError, Reply, Sample
+from gantry.drivers.units import coerce_value
 
 router = APIRouter(tags=["instruments"])
 

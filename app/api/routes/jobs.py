@@ -9,12 +9,12 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
-from app.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
-from app.jobs.engine import JobNotFound
-from app.jobs.service import MAX_JOB_ID, SubmissionError, build_jobs
-from app.jobs.states import JobState
-from app.jobs.store import JobFilter, get_job_detail, list_jobs
-from app.schemas import (
+from gantry.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
+from gantry.jobs.engine import JobNotFound
+from gantry.jobs.service import MAX_JOB_ID, SubmissionError, build_jobs
+from gantry.jobs.states import JobState
+from gantry.jobs.store import JobFilter, get_job_detail, list_jobs
+from gantry.schemas import (
     CancelResult,
     ErrorBody,
     JobBatchCreate,

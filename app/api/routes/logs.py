@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Response
 
-from app.api.deps import EngineDep, JobId, ReaderDep
-from app.api.sse import SSE_RESPONSE, dumps, stream
-from app.jobs.engine import JobNotFound
-from app.jobs.store import get_job
-from app.schemas import ErrorBody, LogChunk
+from gantry.api.deps import EngineDep, JobId, ReaderDep
+from gantry.api.sse import SSE_RESPONSE, dumps, stream
+from gantry.jobs.engine import JobNotFound
+from gantry.jobs.store import get_job
+from gantry.schemas import ErrorBody, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["logs"])
 
