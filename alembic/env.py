@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import gantry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from alembic import context
 
 config = context.config
 target_metadata = SQLModel.metadata

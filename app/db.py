@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
-
-from alembic import command
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -24,7 +24,10 @@ from gantry.api.auth import TokenCache, is_loopback
 from gantry.api.deps import Reader
 from gantry.api.limits import BodyLimit
 from gantry.api.main import api_router, root_router
+from gantry.backends.base import Backend, BackendContext
+from gantry.backends.registry import BackendEntry, discover
 from gantry.config_store import ConfigStore
+from gantry.drivers.interface_2_0 import ModelInterface
 from gantry.instruments.backend import NAME as INSTRUMENT
 from gantry.instruments.backend import InstrumentBackend, build_instruments, driver_registry
 from gantry.instruments.devices import DevicesFileError
@@ -33,9 +36,6 @@ from gantry.jobs.events import EventHub
 from gantry.jobs.service import Catalog
 from gantry.jobs.writer import Writer
 from gantry.settings import Settings
-from gantry.backends.base import Backend, BackendContext
-from gantry.backends.registry import BackendEntry, discover
-from gantry.drivers.interface_2_0 import ModelInterface
 
 log = logging.getLogger(__name__)
 

@@ -56,8 +56,8 @@ def _refuse_exposure_without_tokens(settings: Settings) -> None:
 
 def _refuse_bad_devices_file(settings: Settings) -> None:
     """A malformed devices file: one line naming the line and field, not a traceback."""
-    from gantry.instruments.devices import DevicesFileError, load_devices
     from gantry.drivers.registry import DriverRegistry
+    from gantry.instruments.devices import DevicesFileError, load_devices
 
     try:
         load_devices(settings.resolved_devices_file, DriverRegistry.discover().names())

@@ -26,15 +26,6 @@ from typing import Any, ClassVar
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from gantry.config_store import ConfigStore
-from gantry.instruments.data import DataStore, job_data_dir, write_meta
-from gantry.instruments.devices import load_devices
-from gantry.instruments.export import last_uts
-from gantry.instruments.host import Component, DriverHost
-from gantry.instruments.pipelines import PipelineStore
-from gantry.instruments.runner import MethodRun, targets_for
-from gantry.instruments.schemas import InstrumentPayload
-from gantry.jobs.writer import Writer
 from gantry.backends.base import (
     Backend,
     BackendContext,
@@ -43,8 +34,17 @@ from gantry.backends.base import (
     JobSubmission,
     StatusReport,
 )
+from gantry.config_store import ConfigStore
 from gantry.drivers.interface_2_0 import ModelInterface
 from gantry.drivers.registry import DriverEntry, DriverRegistry
+from gantry.instruments.data import DataStore, job_data_dir, write_meta
+from gantry.instruments.devices import load_devices
+from gantry.instruments.export import last_uts
+from gantry.instruments.host import Component, DriverHost
+from gantry.instruments.pipelines import PipelineStore
+from gantry.instruments.runner import MethodRun, targets_for
+from gantry.instruments.schemas import InstrumentPayload
+from gantry.jobs.writer import Writer
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from gantry.instruments.devices import DeviceConfig, Devices
 from gantry.drivers.interface_2_0 import ModelInterface, Reply, TaskInfo
 from gantry.drivers.registry import DriverRegistry
+from gantry.instruments.devices import DeviceConfig, Devices
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import anyio
 
-from gantry.instruments.data import DataStore, TaskMeta, role_file
-from gantry.instruments.host import Component, DriverHost, DriverTimeout
 from gantry.backends.base import BackendStatus
 from gantry.drivers.interface_2_0 import Sample, Task, TaskInfo, TaskState
+from gantry.instruments.data import DataStore, TaskMeta, role_file
+from gantry.instruments.host import Component, DriverHost, DriverTimeout
 
 log = logging.getLogger(__name__)
 

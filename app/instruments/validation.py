@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from gantry.drivers.interface_2_0 import Task
 from gantry.instruments.devices import PipelineConfig
 from gantry.instruments.host import DriverHost, DriverTimeout, UnknownComponent
 from gantry.instruments.schemas import InstrumentPayload
 from gantry.jobs.service import SubmissionError
-from gantry.drivers.interface_2_0 import Task
 
 if TYPE_CHECKING:
     from gantry.jobs.service import Catalog

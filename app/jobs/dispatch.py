@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from gantry.backends.base import Backend, BackendError
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.states import JobState
 from gantry.jobs.store import Transition, apply_transitions
-from gantry.backends.base import Backend, BackendError
 
 if TYPE_CHECKING:
     from gantry.jobs.engine import Engine

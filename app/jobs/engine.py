@@ -28,6 +28,14 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine as Database
 
+from gantry.backends.base import (
+    Backend,
+    BackendStatus,
+    JobSubmission,
+    LogStream,
+    StatusReport,
+    default_log_path,
+)
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.dispatch import Dispatcher
 from gantry.jobs.events import EventHub
@@ -42,14 +50,6 @@ from gantry.jobs.store import (
     job_states,
 )
 from gantry.jobs.writer import Writer
-from gantry.backends.base import (
-    Backend,
-    BackendStatus,
-    JobSubmission,
-    LogStream,
-    StatusReport,
-    default_log_path,
-)
 
 log = logging.getLogger(__name__)
 

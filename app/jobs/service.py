@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import anyio
 
+from gantry.backends.base import Backend
+from gantry.backends.registry import BackendEntry
 from gantry.jobs.graph import GraphError, Node, resolve
 from gantry.jobs.store import NewJob
 from gantry.schemas import JobCreate
-from gantry.backends.base import Backend
-from gantry.backends.registry import BackendEntry
 
 #: SQLite and PostgreSQL integers are 64-bit: larger job ids cannot exist.
 MAX_JOB_ID = 2**63 - 1

@@ -11,11 +11,11 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
-from gantry.main import create_app
-from gantry.settings import Settings
 from gantry.drivers.example_counter import DriverInterface as Counter
 from gantry.drivers.psutil_driver import DriverInterface as Psutil
 from gantry.drivers.testing import FaultyDriver
+from gantry.main import create_app
+from gantry.settings import Settings
 from tests.fakes import FakeBackend
 
 API = "/api/v1"

@@ -18,7 +18,13 @@ from typing import Any
 import anyio
 import pytest
 
-from gantry.backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.base import (
+    BackendContext,
+    BackendError,
+    BackendStatus,
+    JobSubmission,
+    StatusReport,
+)
 from gantry.backends.slurm import SlurmBackend
 from gantry.backends.slurm.queries import sacct_argv
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gantry.config_store import ConfigError, ConfigStore, env_name
 from gantry.backends import registry
+from gantry.config_store import ConfigError, ConfigStore, env_name
 
 
 def test_config_file_round_trip_and_environment_override(tmp_path: Path) -> None:

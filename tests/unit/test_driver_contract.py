@@ -7,7 +7,12 @@ import pytest
 from gantry.drivers.example_counter import DriverInterface as Counter
 from gantry.drivers.psutil_driver import CHANNELS
 from gantry.drivers.psutil_driver import DriverInterface as Psutil
-from gantry.drivers.testing import ContractViolation, FaultyDevice, FaultyDriver, check_driver_contract
+from gantry.drivers.testing import (
+    ContractViolation,
+    FaultyDevice,
+    FaultyDriver,
+    check_driver_contract,
+)
 
 STEPS = [
     "register",

@@ -19,7 +19,13 @@ from typing import Any
 import anyio
 import pytest
 
-from gantry.backends.base import BackendContext, BackendError, BackendStatus, JobSubmission, StatusReport
+from gantry.backends.base import (
+    BackendContext,
+    BackendError,
+    BackendStatus,
+    JobSubmission,
+    StatusReport,
+)
 from gantry.backends.slurm import SlurmBackend
 from gantry.backends.slurm.commands import NOT_FOUND_HINT
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
+from gantry.drivers.interface_2_0 import Attr, AttrError, Reply, Sample
+from gantry.drivers.units import coerce_value
 from gantry.instruments.backend import InstrumentBackend
 from gantry.instruments.devices import NAME_PATTERN
 from gantry.instruments.host import Component, DriverTimeout, UnknownComponent
@@ -29,8 +31,6 @@ from gantry.instruments.schemas import (
     SampleOut,
 )
 from gantry.schemas import ErrorBody
-from gantry.drivers.interface_2_0 import Attr, AttrError, Reply, Sample
-from gantry.drivers.units import coerce_value
 
 router = APIRouter(tags=["instruments"])
 
