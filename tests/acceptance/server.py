@@ -33,8 +33,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ServerProcess:
     """One data dir; the server on it can be stopped, killed and started again."""
 
-    def __init__(self, root: Path, **env: str) -> None:
+    def __init__(self, root: Path, *, gantry: str = GANTRY, **env: str) -> None:
         self.root = root
+        #: the ``gantry`` executable (another venv's, to test an installed wheel)
+        self.gantry = gantry
         self.data_dir = root / "var"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,7 +52,7 @@ class ServerProcess:
         self.starts += 1
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [GANTRY, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [self.gantry, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=clean_env(**self.env),
