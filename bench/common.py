@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The servers import gantry from here: GANTRY_BENCH_SOURCE=/path/to/a/copy runs
 # the same benchmarks against another checkout (a scratch copy with a fix).
 SOURCE = Path(os.environ.get("GANTRY_BENCH_SOURCE", ROOT)).resolve()
+#: What the servers put on PYTHONPATH: nothing for this checkout (the editable
+#: install maps ``gantry`` to it); for another, that checkout laid out as it
+#: installs (``scripts/link-tree``), which comes before the editable install.
+IMPORT_ROOT = None if SOURCE == ROOT else SOURCE / "build" / "bench-import"
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
@@ -226,8 +230,10 @@ class Server:
             if self.cpus:
                 cmd = ["taskset", "-c", ",".join(map(str, self.cpus)), *cmd]
             env = {**os.environ, **self.env}
+            if IMPORT_ROOT is not None and not (IMPORT_ROOT / "gantry").exists():
+                subprocess.run([ROOT / "scripts" / "link-tree", IMPORT_ROOT, SOURCE], check=True)
             env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (self.env.get("PYTHONPATH"), str(SOURCE)) if p
+                str(p) for p in (self.env.get("PYTHONPATH"), IMPORT_ROOT) if p
             )
             log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
             try:
