@@ -34,6 +34,7 @@ from gantry.instruments.devices import DevicesFileError
 from gantry.jobs.engine import Engine
 from gantry.jobs.events import EventHub
 from gantry.jobs.service import Catalog
+from gantry.jobs.store.sql import SqlStore
 from gantry.jobs.writer import Writer
 from gantry.settings import Settings
 
@@ -87,7 +88,7 @@ def create_app(
         hub = EventHub()
         running: dict[str, Backend] = {}
         engine = Engine(
-            writer=writer, backends=running, hub=hub, data_dir=data_dir, database=database
+            store=SqlStore(writer, database), backends=running, hub=hub, data_dir=data_dir
         )
         try:  # instrument jobs: drivers of the devices file, through the Backend contract
             instruments = build_instruments(

@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 from gantry.drivers.interface_2_0 import ModelInterface, Reply, TaskInfo
 from gantry.drivers.registry import DriverRegistry
 from gantry.instruments.devices import DeviceConfig, Devices
+from gantry.jobs.supervise import run_guarded
 
 log = logging.getLogger(__name__)
 
@@ -148,21 +149,10 @@ class DriverHost:
     async def _run_driver(
         self, name: str, driver: ModelInterface, *, task_status: TaskStatus[None]
     ) -> None:
-        started = False
-
-        async def run(*, task_status: TaskStatus[None]) -> None:
-            await driver.run(task_status=task_status)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(run)
-                started = True
-                task_status.started()
-        except Exception as exc:
-            log.exception("driver %s stopped with an error", name)
+        def crashed(exc: Exception) -> None:
             self.errors[name] = f"stopped with an error: {type(exc).__name__}: {exc}"
             for comp in self.components.values():
                 if comp.driver is driver:
                     comp.error = f"driver {name!r} {self.errors[name]}"
-            if not started:
-                task_status.started()
+
+        await run_guarded(f"driver {name}", driver.run, on_crash=crashed, task_status=task_status)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from gantry.backends.base import JobSubmission
+from gantry.jobs.spec import JobSpec, spec_of_row
 from gantry.jobs.states import JobState
-from gantry.jobs.store import NewJob
 
 _STATES = {state.value: state for state in JobState}
 NOTHING: AbstractSet[int] = frozenset()
@@ -16,19 +17,11 @@ NOTHING: AbstractSet[int] = frozenset()
 @dataclass(slots=True, eq=False)
 class ActiveJob:
     id: int
-    name: str
-    backend: str
+    #: what was asked for (for a new job: its NewJob itself, shared, never copied)
+    spec: JobSpec
     state: JobState
-    priority: int = 0
     attempt: int = 0
     ref: str | None = None
-    spec: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-    payload: dict[str, Any] | None = None
-    max_retries: int = 0
-    retry_delay: float = 10.0
     #: epoch seconds before which a retry may not be dispatched
     not_before: float | None = None
     #: the dispatch intent is committed but the backend's ref is not
@@ -41,6 +34,20 @@ class ActiveJob:
     dispatching: bool = False
     #: why a cancel was asked for while ``dispatching``
     cancel_reason: str | None = None
+    #: the backend's view of one attempt, built once for hold, submit and adopt
+    submission: JobSubmission | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def backend(self) -> str:
+        return self.spec.backend
+
+    @property
+    def priority(self) -> int:
+        return self.spec.priority
 
     # The two id sets start as one shared empty frozenset and become sets of
     # their own when first added to: most of 100,000 queued jobs need none.
@@ -65,44 +72,17 @@ class ActiveJob:
 
     @property
     def label(self) -> str:
-        return f"{self.id} ({self.name})"
-
-    @classmethod
-    def from_new(cls, job_id: int, new: NewJob) -> ActiveJob:
-        """A job just inserted by :func:`~gantry.jobs.store.insert_jobs`."""
-        return cls(
-            id=job_id,
-            name=new.name,
-            backend=new.backend,
-            state=JobState.QUEUED,
-            priority=new.priority,
-            spec=new.spec,
-            # Shared with the other jobs of its batch: never mutated.
-            options=new.options,
-            env=new.env,
-            working_dir=new.working_dir,
-            payload=new.payload,
-            max_retries=new.max_retries,
-            retry_delay=new.retry_delay,
-        )
+        return f"{self.id} ({self.spec.name})"
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveJob:
+        """A job as stored (start-up reconciliation)."""
         return cls(
             id=row["id"],
-            name=row["name"],
-            backend=row["backend"],
+            spec=spec_of_row(row),
             state=_STATES[row["state"]],
-            priority=row["priority"],
             attempt=row["attempt"],
             ref=row["backend_ref"],
-            spec=row["spec"],
-            options=row["options"] or {},
-            env=row["env"] or {},
-            working_dir=row["working_dir"],
-            payload=row.get("payload"),
-            max_retries=row.get("max_retries", 0),
-            retry_delay=row.get("retry_delay", 10.0),
             in_flight=bool(row.get("in_flight")),
             not_before=row["not_before"].timestamp() if row.get("not_before") else None,
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,

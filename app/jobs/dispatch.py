@@ -1,34 +1,59 @@
 """One dispatcher per backend: hands ready jobs over, highest priority first.
 
 Each backend has its own, so a slow or unreachable scheduler (Slurm timing
-out) never holds up jobs for another backend.
+out) never holds up jobs for another backend. Every call into the backend
+(``hold``, ``logs`` while building the submission, ``submit``) is guarded: a
+plug-in that raises fails the job it was asked about, never the engine.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 
-from gantry.backends.base import Backend, BackendError
+from gantry.backends.base import Backend, BackendError, JobSubmission
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.states import JobState
-from gantry.jobs.store import Transition, apply_transitions
-
-if TYPE_CHECKING:
-    from gantry.jobs.engine import Engine
+from gantry.jobs.store.records import Transition
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 
 
+class DispatchHost(Protocol):
+    """What a dispatcher needs of the engine."""
+
+    @property
+    def jobs(self) -> Mapping[int, ActiveJob]: ...
+
+    def submission(self, job: ActiveJob, backend: Backend, attempt: int) -> JobSubmission: ...
+
+    def dependency_refs(self, job: ActiveJob) -> list[str]: ...
+
+    def write(self, job_id: int, **values: Any) -> None: ...
+
+    async def record(self, transitions: Sequence[Transition]) -> None:
+        """Write column changes now (the dispatch intents), raising if it fails."""
+        ...
+
+    def handed_over(self, job: ActiveJob, ref: str) -> None: ...
+
+    def refused(self, job: ActiveJob, reason: str) -> None: ...
+
+
+def crashed(backend: str, method: str, exc: Exception) -> str:
+    """A job's reason when its backend's own code raised."""
+    return f"backend {backend} crashed in {method}: {type(exc).__name__}: {exc}"
+
+
 class Dispatcher:
-    def __init__(self, engine: Engine, name: str, backend: Backend) -> None:
-        self.engine = engine
+    def __init__(self, host: DispatchHost, name: str, backend: Backend) -> None:
+        self.host = host
         self.name = name
         self.backend = backend
         self._heap: list[tuple[int, int]] = []
@@ -48,25 +73,34 @@ class Dispatcher:
     def wake(self) -> None:
         """The backend may take held jobs now: look at them again."""
         held, self._held = self._held, {}
+        jobs = self.host.jobs
         for job_id in held:
-            job = self.engine.jobs.get(job_id)
+            job = jobs.get(job_id)
             if job is not None:
                 self.push(job)
 
     def _take(self) -> list[ActiveJob]:
         taken: list[ActiveJob] = []
+        jobs = self.host.jobs
         while self._heap and len(taken) < BATCH:
             _, job_id = heapq.heappop(self._heap)
             self._queued.discard(job_id)
-            job = self.engine.jobs.get(job_id)
+            job = jobs.get(job_id)
             if job is None or job.state is not JobState.QUEUED or job.dispatching:
                 continue
-            reason = self.backend.hold(self.engine.submission(job, self.backend))
+            try:
+                # The attempt it would become: the same submission is submitted.
+                submission = self.host.submission(job, self.backend, job.attempt + 1)
+                reason = self.backend.hold(submission)
+            except Exception as exc:
+                log.exception("job %s: backend %s crashed in hold", job.label, self.name)
+                self.host.refused(job, crashed(self.name, "hold", exc))
+                continue
             if reason is None:
                 taken.append(job)
                 continue
             if self._held.get(job_id) != reason:
-                self.engine.write(job_id, reason=reason)
+                self.host.write(job_id, reason=reason)
             self._held[job_id] = reason
         return taken
 
@@ -91,13 +125,13 @@ class Dispatcher:
             for job in batch
         ]
         try:
-            await self.engine.writer.execute(partial(apply_transitions, transitions=intents))
+            await self.host.record(intents)
         except Exception as exc:
             log.exception("could not record dispatch of %d jobs", len(batch))
             for job in batch:
                 job.attempt -= 1
                 job.in_flight = False
-                self.engine.refused(job, f"gantry could not record the dispatch: {exc}")
+                self.host.refused(job, f"gantry could not record the dispatch: {exc}")
             return
         for job in batch:
             await self._slots.acquire()
@@ -105,14 +139,14 @@ class Dispatcher:
 
     async def _submit(self, job: ActiveJob) -> None:
         try:
-            submission = self.engine.submission(job, self.backend)
-            ref = await self.backend.submit(submission, self.engine.dependency_refs(job))
+            submission = self.host.submission(job, self.backend, job.attempt)
+            ref = await self.backend.submit(submission, self.host.dependency_refs(job))
         except BackendError as exc:
-            self.engine.refused(job, f"{self.name} refused the job: {exc}")
+            self.host.refused(job, f"{self.name} refused the job: {exc}")
         except Exception as exc:
             log.exception("job %s: backend %s crashed in submit", job.label, self.name)
-            self.engine.refused(job, f"{self.name} failed to submit: {type(exc).__name__}: {exc}")
+            self.host.refused(job, f"{self.name} failed to submit: {type(exc).__name__}: {exc}")
         else:
-            self.engine.handed_over(job, ref)
+            self.host.handed_over(job, ref)
         finally:
             self._slots.release()

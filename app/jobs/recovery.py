@@ -1,6 +1,6 @@
 """Start-up reconciliation: every job that had not ended is taken back.
 
-After any stop (clean, crash, kill -9) the database says where each job was;
+After any stop (clean, crash, kill -9) the store says where each job was;
 its backend says where it is now:
 
 - queued, never dispatched: queued again;
@@ -9,77 +9,95 @@ its backend says where it is now:
   did, the job is re-adopted, otherwise it is dispatched again;
 - submitted / running / cancelling: ``adopt`` then one bulk ``status`` call;
   jobs that ended while the server was down get their real outcome.
+
+A backend whose ``lookup``, ``adopt`` or ``status`` raises is taken out of
+dispatch (its jobs wait, nothing runs twice) and the server starts anyway.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-import anyio
-
+from gantry.backends.base import Backend, JobSubmission, StatusReport
 from gantry.jobs.active import ActiveJob
+from gantry.jobs.gating import EndedLookup
+from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.states import JobState
-from gantry.jobs.store import get_dependencies, job_states, load_active
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine as Database
-
-    from gantry.jobs.engine import Engine
+from gantry.jobs.store.records import ActiveRows
 
 log = logging.getLogger(__name__)
 
 
-Rows = list[dict[str, Any]]
+class RecoveryHost(Protocol):
+    """What reconciliation needs of the engine."""
+
+    @property
+    def active(self) -> ActiveJobs: ...
+
+    @property
+    def backends(self) -> Mapping[str, Backend]: ...
+
+    async def load_active(self) -> ActiveRows: ...
+
+    def link(self, depends_on: Mapping[int, Sequence[int]], ended: EndedLookup) -> None: ...
+
+    def move(self, job: ActiveJob, to: JobState, message: str | None, **values: Any) -> bool: ...
+
+    def write(self, job_id: int, **values: Any) -> None: ...
+
+    def submission(self, job: ActiveJob, backend: Backend, attempt: int) -> JobSubmission: ...
+
+    def on_report(self, backend: str, ref: str, report: StatusReport) -> None: ...
+
+    def start_backend_cancel(self, job: ActiveJob) -> None: ...
+
+    def schedule_retry(self, job: ActiveJob) -> None: ...
+
+    def consider(self, job: ActiveJob) -> None: ...
+
+    def backend_failed(self, name: str, reason: str) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
-def _read(database: Database) -> tuple[Rows, dict[int, list[int]], dict[int, tuple[str, str]]]:
-    with database.connect() as conn:
-        rows = load_active(conn)
-        deps = get_dependencies(conn, [row["id"] for row in rows])
-        ended = {d for ds in deps.values() for d in ds} - {row["id"] for row in rows}
-        return rows, deps, job_states(conn, list(ended))
-
-
-async def recover(engine: Engine) -> None:
-    rows, deps, dep_states = await anyio.to_thread.run_sync(_read, engine.database)
-    for row in rows:
-        engine.jobs[row["id"]] = ActiveJob.from_row(row)
-    doomed: list[tuple[ActiveJob, str]] = []
-    for job_id, dep_ids in deps.items():
-        job = engine.jobs[job_id]
-        for dep_id in dep_ids:
-            if dep_id in engine.jobs:
-                job.wait_for(dep_id)
-                engine.jobs[dep_id].add_dependent(job_id)
-            else:
-                state, name = dep_states.get(dep_id, ("missing", "?"))
-                if state != JobState.COMPLETED:
-                    doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
-    for job, reason in doomed:
-        engine.cancel_job(job, reason)
+async def recover(host: RecoveryHost) -> None:
+    stored = await host.load_active()
+    active = host.active
+    for row in stored.rows:
+        active.add(ActiveJob.from_row(row))
+    host.link(stored.depends_on, lambda dep_id: stored.ended.get(dep_id, ("missing", "?")))
 
     by_backend: dict[str, list[ActiveJob]] = {}
-    for job in list(engine.jobs.values()):
+    for job in list(active.jobs.values()):
         by_backend.setdefault(job.backend, []).append(job)
     for name, jobs in by_backend.items():
-        backend = engine.backends.get(name)
+        backend = host.backends.get(name)
         if backend is None:
             for job in jobs:
                 log.warning("job %s waits: backend %r is not available", job.label, name)
             continue
-        await _recover_backend(engine, name, jobs)
-    for job in list(engine.jobs.values()):
+        try:
+            await _recover_backend(host, name, backend, jobs)
+        except Exception as exc:
+            log.exception("backend %s failed while its jobs were recovered", name)
+            host.backend_failed(
+                name, f"recovering its jobs failed ({type(exc).__name__}: {exc}); restart to retry"
+            )
+    for job in list(active.jobs.values()):
         if job.not_before is not None:
-            engine.schedule_retry(job)
-        engine.consider(job)
-    await engine.drain()
-    if engine.jobs:
-        log.info("recovered %d unfinished jobs", len(engine.jobs))
+            host.schedule_retry(job)
+        host.consider(job)
+    await host.drain()
+    if active.jobs:
+        log.info("recovered %d unfinished jobs", len(active.jobs))
 
 
-async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> None:
-    backend = engine.backends[name]
+async def _recover_backend(
+    host: RecoveryHost, name: str, backend: Backend, jobs: list[ActiveJob]
+) -> None:
+    active = host.active
     in_doubt = [j for j in jobs if j.ref is None and j.in_flight]
     if in_doubt:
         found = await backend.lookup([j.key for j in in_doubt])
@@ -90,13 +108,13 @@ async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> 
                 # if a cancel was asked for meanwhile, simply cancelled.
                 job.in_flight = False
                 if job.state is JobState.CANCELLING:
-                    engine.move(job, JobState.CANCELLED, job.cancel_reason, in_flight=False)
+                    host.move(job, JobState.CANCELLED, job.cancel_reason, in_flight=False)
                 continue
             job.ref = ref
             job.in_flight = False
-            engine.register_ref(job)
+            active.register_ref(job)
             if job.state is JobState.QUEUED:
-                engine.move(
+                host.move(
                     job,
                     JobState.SUBMITTED,
                     f"found on {name} as {ref} after a restart",
@@ -104,18 +122,18 @@ async def _recover_backend(engine: Engine, name: str, jobs: list[ActiveJob]) -> 
                     in_flight=False,
                 )
             else:
-                engine.write(job.id, backend_ref=ref, in_flight=False)
+                host.write(job.id, backend_ref=ref, in_flight=False)
 
-    dispatched = [j for j in jobs if j.ref is not None and j.id in engine.jobs]
+    dispatched = [j for j in jobs if j.ref is not None and j.id in active.jobs]
     for job in dispatched:
-        engine.register_ref(job)
-        await backend.adopt(engine.submission(job, backend), job.ref or "")
+        active.register_ref(job)
+        await backend.adopt(host.submission(job, backend, job.attempt), job.ref or "")
     if not dispatched:
         return
     reports = await backend.status([j.ref or "" for j in dispatched])
     for job in dispatched:
         report = reports.get(job.ref or "")
         if report is not None:
-            engine.on_report(name, job.ref or "", report)
-        if job.state is JobState.CANCELLING and job.id in engine.jobs:
-            engine.start_backend_cancel(job)
+            host.on_report(name, job.ref or "", report)
+        if job.state is JobState.CANCELLING and job.id in active.jobs:
+            host.start_backend_cancel(job)

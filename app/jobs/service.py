@@ -211,5 +211,5 @@ async def build_jobs(
         except GraphError as exc:
             raise SubmissionError(("body", *exc.loc), str(exc)) from None
         for job, after in zip(jobs, edges, strict=True):
-            job.after_new = after
+            job.after_new.extend(after)  # NewJob is frozen; its list is its own
     return jobs

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gantry import db
-from gantry.jobs import store
 from gantry.jobs.store import JobFilter, NewJob, insert_jobs, list_jobs
+from gantry.jobs.store import read as store
 
 
 def pages(conn: object, prefix: str, limit: int) -> list[int]:
