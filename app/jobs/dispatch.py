@@ -88,13 +88,15 @@ class Dispatcher:
             job = jobs.get(job_id)
             if job is None or job.state is not JobState.QUEUED or job.dispatching:
                 continue
+            method = "logs"  # building the submission asks the backend for log paths
             try:
                 # The attempt it would become: the same submission is submitted.
                 submission = self.host.submission(job, self.backend, job.attempt + 1)
+                method = "hold"
                 reason = self.backend.hold(submission)
             except Exception as exc:
-                log.exception("job %s: backend %s crashed in hold", job.label, self.name)
-                self.host.refused(job, crashed(self.name, "hold", exc))
+                log.exception("job %s: backend %s crashed in %s", job.label, self.name, method)
+                self.host.refused(job, crashed(self.name, method, exc))
                 continue
             if reason is None:
                 taken.append(job)
