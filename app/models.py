@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
+from gantry.jobs.spec import DEFAULT_RETRY_DELAY
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -46,7 +48,7 @@ class Job(SQLModel, table=True):
     attempt: int = 0
     #: retries allowed after a failed attempt, and the first retry's delay (doubles)
     max_retries: int = 0
-    retry_delay: float = 10.0
+    retry_delay: float = DEFAULT_RETRY_DELAY
     #: the dispatch intent of ``attempt`` is written and its ref is not (yet)
     in_flight: bool = False
     #: a retry waits until then

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gantry.instruments.schemas import SAMPLE_PATTERN, InstrumentPayload
+from gantry.jobs.spec import DEFAULT_RETRY_DELAY
 
 NAME_RULE = "a letter or underscore, then letters, digits, dots or underscores (gwf's rule)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._]*$")
@@ -91,7 +92,10 @@ class JobCreate(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
     max_retries: int = Field(0, ge=0, le=20, description="Retries after a failed attempt.")
     retry_delay: float = Field(
-        10.0, ge=0, le=86_400, description="Seconds before the first retry; doubles each time."
+        DEFAULT_RETRY_DELAY,
+        ge=0,
+        le=86_400,
+        description="Seconds before the first retry; doubles each time.",
     )
 
     @field_validator("spec")
