@@ -9,16 +9,23 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, TypeVarTuple, Unpack
+from typing import Any, ClassVar, Protocol, TypeVar, TypeVarTuple, Unpack
 
 import anyio
 
 from gantry.drivers.errors import DriverError, TaskTimeout
 from gantry.drivers.interface_2_0.run import TaskRun
-from gantry.drivers.types import Attr, Key, Sample, Task, TaskState, Value
+from gantry.drivers.types import Attr, Key, Sample, Task, TaskInfo, TaskState, Value
 
-if TYPE_CHECKING:
-    from gantry.drivers.interface_2_0.interface import ModelInterface
+
+class TaskReporter(Protocol):
+    """What a component needs of its driver: somewhere to report task changes.
+
+    ``ModelInterface`` is one; the seam keeps device.py from importing it.
+    """
+
+    def report_task(self, info: TaskInfo) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ class ModelDevice(ABC):
     #: How many finished tasks ``task_status`` can still report by id.
     history: ClassVar[int] = 100
 
-    def __init__(self, driver: ModelInterface, key: Key, **kwargs: Any) -> None:
+    def __init__(self, driver: TaskReporter, key: Key, **kwargs: Any) -> None:
         self.driver = driver
         self.key = key
         #: constant metadata of this component (serial number, model, ...)
