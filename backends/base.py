@@ -126,6 +126,18 @@ class BackendError(Exception):
     """A backend could not do what was asked; the message is for people."""
 
 
+class InvalidPayload(ValueError):
+    """A job's payload is not one the backend can run.
+
+    ``field`` is the path of the offending value within the payload
+    (``("method", 2, "technique_name")``); the message names it and the fix.
+    """
+
+    def __init__(self, field: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def default_log_path(log_dir: Path, job_id: int, attempt: int, stream: LogStream) -> Path:
     """``<log_dir>/<job id>.stdout``; later attempts get ``<job id>.<attempt>.stdout``.
 
@@ -152,6 +164,10 @@ class Backend(ABC):
     #: ``afterok``); otherwise the engine submits a job only once every
     #: dependency has completed and always passes an empty list.
     supports_dependencies: ClassVar[bool] = False
+    #: True if the backend runs jobs given as a ``payload`` (data, such as an
+    #: instrument job's sample and method) instead of a ``spec``; a job with a
+    #: payload goes to the backend that accepts payloads.
+    accepts_payloads: ClassVar[bool] = False
 
     def __init__(self, context: BackendContext) -> None:
         self.context = context
@@ -172,6 +188,18 @@ class Backend(ABC):
         normalised. Unknown options never reach this method.
         """
         return dict(options)
+
+    async def validate_payload(self, payload: Any) -> dict[str, Any]:
+        """Check a job's payload before the job is stored; return it as JSON to store.
+
+        ``payload`` is what the job gave (a mapping, or a model already parsed
+        from one). Raise :class:`InvalidPayload` naming the field and the fix.
+        The default refuses every payload: a command backend runs a ``spec``.
+        """
+        raise InvalidPayload(
+            (),
+            f"backend {self.name!r} runs command jobs: give spec (a shell script), not payload",
+        )
 
     def hold(self, job: JobSubmission) -> str | None:
         """Why ``job`` cannot be handed over yet, or None if it can.
@@ -219,6 +247,11 @@ class Backend(ABC):
     def logs(self, job_id: int, attempt: int, stream: LogStream) -> Path:
         """Where the log of one attempt lives (override if stored elsewhere)."""
         return default_log_path(self.context.log_dir, job_id, attempt, stream)
+
+    def data(self, job_id: int, attempt: int) -> Path | None:
+        """The folder of one attempt's data, for a backend whose jobs make data
+        besides their logs (instrument samples); None (the default): no data."""
+        return None
 
     async def health(self) -> tuple[bool, str]:
         """Whether the backend can take jobs now, with a sentence why (not)."""

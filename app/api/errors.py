@@ -15,8 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gantry.api.limits import BodyTooLarge, too_large_message
-from gantry.jobs.engine import JobAlreadyEnded, JobNotFound
-from gantry.jobs.service import SubmissionError
+from gantry.jobs.errors import JobAlreadyEnded, JobNotFound, SubmissionError
 from gantry.jobs.store import IdempotencyConflict, UnknownDependencies
 from gantry.jobs.writer import WriterClosed
 from gantry.schemas import PATTERN_RULES
@@ -52,7 +51,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SubmissionError)
     async def _submission(_: Request, exc: SubmissionError) -> JSONResponse:
-        return unprocessable(exc.loc, str(exc))
+        # The job layer names the field within the submission: the request body.
+        return unprocessable(("body", *exc.field), str(exc))
 
     @app.exception_handler(UnknownDependencies)
     async def _unknown_deps(_: Request, exc: UnknownDependencies) -> JSONResponse:

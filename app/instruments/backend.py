@@ -31,6 +31,7 @@ from gantry.backends.base import (
     BackendContext,
     BackendError,
     BackendStatus,
+    InvalidPayload,
     JobSubmission,
     StatusReport,
 )
@@ -44,6 +45,7 @@ from gantry.instruments.host import Component, DriverHost
 from gantry.instruments.pipelines import PipelineStore
 from gantry.instruments.runner import MethodRun, targets_for
 from gantry.instruments.schemas import InstrumentPayload
+from gantry.instruments.validation import validate_method
 from gantry.jobs.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class _Running:
 class InstrumentBackend(Backend):
     name: ClassVar[str] = NAME
     option_defaults: ClassVar[dict[str, Any]] = {}
+    accepts_payloads: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -91,6 +94,18 @@ class InstrumentBackend(Backend):
             await self.pipelines.load()
             task_status.started()
             await anyio.sleep_forever()
+
+    async def validate_payload(self, payload: Any) -> dict[str, Any]:
+        """A sample and a method every task of which some ready-able pipeline can run."""
+        try:
+            parsed = InstrumentPayload.model_validate(payload)
+        except ValueError as exc:  # pydantic's ValidationError: a mapping from elsewhere
+            raise InvalidPayload((), f"not an instrument payload: {exc}") from None
+        await validate_method(parsed, self.host, self.pipelines.defs)
+        return parsed.model_dump(mode="json")
+
+    def data(self, job_id: int, attempt: int) -> Path:
+        return job_data_dir(self.context.data_dir, job_id, attempt)
 
     # -- scheduling ------------------------------------------------------------
 
@@ -160,7 +175,7 @@ class InstrumentBackend(Backend):
             for r in pipeline.components
             if r.role in roles
         }
-        directory = job_data_dir(self.context.data_dir, job.job_id, job.attempt)
+        directory = self.data(job.job_id, job.attempt)
         constants = {role: await _constants(c) for role, c in comps.items()}
         meta = _metadata(job, payload, name, comps, constants)
         await anyio.to_thread.run_sync(write_meta, directory, meta)
@@ -234,7 +249,7 @@ class InstrumentBackend(Backend):
         """A job of a previous server process: its method cannot resume."""
         if ref in self._running:
             return
-        directory = job_data_dir(self.context.data_dir, job.job_id, job.attempt)
+        directory = self.data(job.job_id, job.attempt)
         latest = await anyio.to_thread.run_sync(last_uts, directory)
         kept = (
             f"data up to {datetime.fromtimestamp(latest, UTC).isoformat(timespec='seconds')} kept"

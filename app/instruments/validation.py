@@ -5,70 +5,33 @@ each task's technique must be one its component can run and each param a
 writable attr with a valid value (the driver's ``task_validate`` says, with
 units, limits and options); durations must make sense; task names must be
 unique and ``start_with``/``stop_with`` must name tasks of the method without
-waiting in a circle. A problem is a :class:`SubmissionError` naming the task
+waiting in a circle. A problem is an :class:`InvalidPayload` naming the task
 and the field.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
+from gantry.backends.base import InvalidPayload
 from gantry.drivers.interface_2_0 import Task
 from gantry.instruments.devices import PipelineConfig
 from gantry.instruments.host import DriverHost, DriverTimeout, UnknownComponent
 from gantry.instruments.schemas import InstrumentPayload
-from gantry.jobs.service import SubmissionError
-
-if TYPE_CHECKING:
-    from gantry.jobs.service import Catalog
-    from gantry.schemas import JobCreate
 
 Loc = tuple[str | int, ...]
-BACKEND = "instrument"
-
-
-async def instrument_payload(req: JobCreate, catalog: Catalog, loc: Loc) -> dict[str, Any] | None:
-    """None for a command job; the payload to store for a valid instrument job."""
-    if req.payload is None:
-        if req.spec is None:
-            raise SubmissionError(
-                (*loc, "spec"),
-                "Field required: give spec (the shell script of a command job) or payload "
-                "(the sample and method of an instrument job)",
-            )
-        return None
-    if req.spec is not None:
-        raise SubmissionError(
-            (*loc, "payload"),
-            "give spec (a command job) or payload (an instrument job), not both",
-        )
-    if req.backend not in (None, BACKEND):
-        raise SubmissionError(
-            (*loc, "backend"),
-            f"an instrument job runs on the {BACKEND!r} backend, not {req.backend!r}: "
-            "leave backend out",
-        )
-    backend = catalog.running.get(BACKEND)
-    host: DriverHost | None = getattr(backend, "host", None)
-    pipelines: dict[str, PipelineConfig] | None = getattr(
-        getattr(backend, "pipelines", None), "defs", None
-    )
-    if host is None or pipelines is None:
-        raise SubmissionError((*loc, "payload"), "this server runs no instruments")
-    await validate_method(req.payload, host, pipelines, (*loc, "payload"))
-    return req.payload.model_dump(mode="json")
 
 
 async def validate_method(
-    payload: InstrumentPayload, host: DriverHost, pipelines: dict[str, PipelineConfig], loc: Loc
+    payload: InstrumentPayload, host: DriverHost, pipelines: dict[str, PipelineConfig]
 ) -> None:
+    """Raise :class:`InvalidPayload` naming the first problem (its ``field`` within the payload)."""
     tasks = payload.method
-    at = (*loc, "method")
+    at: Loc = ("method",)
     known = sorted({role for p in pipelines.values() for role in p.roles})
     for i, task in enumerate(tasks):
         if task.component_role not in known:
-            raise SubmissionError(
+            raise InvalidPayload(
                 (*at, i, "component_role"),
                 f"task {i} ({task.label}): component_role {task.component_role!r} is in no "
                 f"pipeline; roles: {', '.join(known) or 'none (the server has no devices file)'}",
@@ -78,16 +41,16 @@ async def validate_method(
     candidates = [p for _, p in sorted(pipelines.items()) if roles <= set(p.roles)]
     if not candidates:
         shown = "; ".join(f"{p.name}: {', '.join(p.roles)}" for p in pipelines.values())
-        raise SubmissionError(
+        raise InvalidPayload(
             at, f"no pipeline has all the roles {', '.join(sorted(roles))} (pipelines: {shown})"
         )
     _check_names(tasks, at)
-    first: SubmissionError | None = None
+    first: InvalidPayload | None = None
     for pipeline in candidates:
         try:
             await _check_on(pipeline, tasks, host, at)
             return
-        except SubmissionError as exc:
+        except InvalidPayload as exc:
             first = first or exc
     assert first is not None
     raise first
@@ -97,24 +60,24 @@ def _check_times(task: Task, i: int, at: Loc) -> None:
     where = f"task {i} ({task.label})"
     duration, interval = task.max_duration, task.sampling_interval
     if not (math.isfinite(duration) and duration > 0):
-        raise SubmissionError(
+        raise InvalidPayload(
             (*at, i, "max_duration"),
             f"{where}: max_duration must be a number of seconds > 0, got {duration}",
         )
     if not (math.isfinite(interval) and interval > 0):
-        raise SubmissionError(
+        raise InvalidPayload(
             (*at, i, "sampling_interval"),
             f"{where}: sampling_interval must be a number of seconds > 0, got {interval}",
         )
     if interval > duration:
-        raise SubmissionError(
+        raise InvalidPayload(
             (*at, i, "sampling_interval"),
             f"{where}: sampling_interval ({interval:g} s) is longer than max_duration "
             f"({duration:g} s): make it at most max_duration",
         )
     polling = task.polling_interval
     if polling is not None and not (math.isfinite(polling) and 0 < polling <= 3600):
-        raise SubmissionError(
+        raise InvalidPayload(
             (*at, i, "polling_interval"),
             f"{where}: polling_interval must be between 0 and 3600 s, got {polling}",
         )
@@ -126,7 +89,7 @@ def _check_names(tasks: list[Task], at: Loc) -> None:
         if task.task_name is None:
             continue
         if task.task_name in index:
-            raise SubmissionError(
+            raise InvalidPayload(
                 (*at, i, "task_name"),
                 f"task {i}: task_name {task.task_name!r} is also task {index[task.task_name]}'s: "
                 "give each task its own name",
@@ -136,7 +99,7 @@ def _check_names(tasks: list[Task], at: Loc) -> None:
         for field in ("start_with_task_name", "stop_with_task_name"):
             name = getattr(task, field)
             if name is not None and name not in index:
-                raise SubmissionError(
+                raise InvalidPayload(
                     (*at, i, field),
                     f"task {i} ({task.label}): {field} {name!r} names no task of this method; "
                     f"task names: {', '.join(index) or 'none'}",
@@ -165,7 +128,7 @@ def _check_names(tasks: list[Task], at: Loc) -> None:
     stuck = sorted(i for i in waiting if tasks[i].start_with_task_name is not None)
     if stuck:
         i = stuck[0]
-        raise SubmissionError(
+        raise InvalidPayload(
             (*at, i, "start_with_task_name"),
             f"task {i} ({tasks[i].label}) would wait for itself: its start_with_task_name "
             "makes a circle with the order of the tasks of each role",
@@ -181,7 +144,7 @@ async def _check_on(pipeline: PipelineConfig, tasks: list[Task], host: DriverHos
             comp = host.component(ref.device, ref.channel)
             caps = await comp.call("cmp_capabilities", seconds=5)
             if caps.success and task.technique_name not in caps.data:
-                raise SubmissionError(
+                raise InvalidPayload(
                     (*at, i, "technique_name"),
                     f"{where}: technique_name {task.technique_name!r} is not supported by "
                     f"component {comp.label} (role {ref.role!r}); use one of: "
@@ -189,10 +152,10 @@ async def _check_on(pipeline: PipelineConfig, tasks: list[Task], host: DriverHos
                 )
             reply = await comp.call("task_validate", task, seconds=5)
         except (UnknownComponent, DriverTimeout) as exc:
-            raise SubmissionError((*at, i, "component_role"), f"{where}: {exc}") from None
+            raise InvalidPayload((*at, i, "component_role"), f"{where}: {exc}") from None
         if not reply.success:
             # The driver's message names the task, the component and the fix.
-            raise SubmissionError((*at, i, _field_of(reply.msg)), f"task {i}: {reply.msg}")
+            raise InvalidPayload((*at, i, _field_of(reply.msg)), f"task {i}: {reply.msg}")
 
 
 def _field_of(message: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gantry.backends.base import Backend
 from gantry.jobs.active import ActiveJob
+from gantry.jobs.errors import JobAlreadyEnded, JobNotFound
 from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.statelog import StateLog
 from gantry.jobs.states import TERMINAL, JobState
@@ -23,19 +24,6 @@ log = logging.getLogger(__name__)
 #: Starts a task in the engine's task group (a no-op before the engine runs).
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 ReadStates = Callable[[Sequence[int]], Awaitable[dict[int, tuple[str, str]]]]
-
-
-class JobNotFound(LookupError):
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"job {job_id} does not exist")
-        self.job_id = job_id
-
-
-class JobAlreadyEnded(RuntimeError):
-    def __init__(self, job_id: int, state: str) -> None:
-        super().__init__(f"job {job_id} already ended: it is {state}")
-        self.job_id = job_id
-        self.state = state
 
 
 class Cancellation:

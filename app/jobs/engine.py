@@ -43,8 +43,9 @@ from gantry.backends.base import (
     default_log_path,
 )
 from gantry.jobs.active import ActiveJob
-from gantry.jobs.cancellation import Cancellation, JobAlreadyEnded, JobNotFound
+from gantry.jobs.cancellation import Cancellation
 from gantry.jobs.dispatch import Dispatcher
+from gantry.jobs.errors import JobAlreadyEnded, JobNotFound
 from gantry.jobs.events import EventHub
 from gantry.jobs.gating import EndedLookup, Gate
 from gantry.jobs.handover import Handover

@@ -1,7 +1,9 @@
 """From a request to jobs the engine can take: backend, options, paths, graph.
 
-No HTTP here: problems are :class:`SubmissionError`\\ s with the location of
-the offending field, which the API turns into 422 answers.
+No HTTP here: problems are :class:`~gantry.jobs.errors.SubmissionError`\\ s
+naming the offending field by its path within the submission (``("jobs", 2,
+"backend")``), which the API turns into 422 answers. A job with a payload goes
+to the backend that accepts payloads, which checks the payload itself.
 """
 
 from __future__ import annotations
@@ -11,24 +13,54 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from gantry.backends.base import Backend
+from gantry.backends.base import Backend, InvalidPayload
 from gantry.backends.registry import BackendEntry
+from gantry.jobs.errors import FieldPath, SubmissionError
 from gantry.jobs.graph import GraphError, Node, resolve
 from gantry.jobs.store import NewJob
-from gantry.schemas import JobCreate
 
 #: SQLite and PostgreSQL integers are 64-bit: larger job ids cannot exist.
 MAX_JOB_ID = 2**63 - 1
 
 
-class SubmissionError(ValueError):
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
+class JobRequest(Protocol):
+    """What a submitter asks for: the fields :func:`build_jobs` reads.
+
+    The API's ``JobCreate`` has them; so can any plain object.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backend(self) -> str | None: ...
+    @property
+    def spec(self) -> str | None: ...
+    @property
+    def payload(self) -> object | None: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+    @property
+    def depends_on(self) -> Sequence[int | str]: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def working_dir(self) -> str | None: ...
+    @property
+    def inputs(self) -> Sequence[str]: ...
+    @property
+    def outputs(self) -> Sequence[str]: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def retry_delay(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +71,7 @@ class Catalog:
     installed: Mapping[str, BackendEntry]
     default: str
 
-    def backend(self, name: str | None, loc: tuple[str | int, ...]) -> tuple[str, Backend]:
+    def backend(self, name: str | None, at: FieldPath) -> tuple[str, Backend]:
         name = name or self.default
         backend = self.running.get(name)
         if backend is not None:
@@ -47,16 +79,20 @@ class Catalog:
         entry = self.installed.get(name)
         if entry is not None and entry.error:
             raise SubmissionError(
-                loc,
+                at,
                 f"backend {name!r} failed to load ({entry.error}): fix "
                 "its installation or choose another backend",
             )
         available = ", ".join(sorted(self.running)) or "none"
-        raise SubmissionError(loc, f"unknown backend {name!r}: choose one of {available}")
+        raise SubmissionError(at, f"unknown backend {name!r}: choose one of {available}")
+
+    def payload_backend(self) -> tuple[str, Backend] | None:
+        """The running backend that takes jobs with a payload, if any."""
+        return next(((n, b) for n, b in self.running.items() if b.accepts_payloads), None)
 
 
 def prepare_options(
-    name: str, backend: Backend, options: Mapping[str, Any], loc: tuple[str | int, ...]
+    name: str, backend: Backend, options: Mapping[str, Any], at: FieldPath
 ) -> tuple[dict[str, Any], list[str]]:
     """Defaults filled in, unknown options dropped (with a warning), values checked."""
     known = backend.option_defaults
@@ -71,7 +107,7 @@ def prepare_options(
     try:
         return backend.validate_options(merged), warnings
     except ValueError as exc:
-        raise SubmissionError((*loc, "options"), str(exc)) from None
+        raise SubmissionError((*at, "options"), str(exc)) from None
 
 
 def _check_dirs(dirs: set[str]) -> str | None:
@@ -123,7 +159,7 @@ class _SharedValues:
 
 
 def _split_depends_on(
-    depends_on: Sequence[int | str], loc: tuple[str | int, ...], *, batch: bool
+    depends_on: Sequence[int | str], at: FieldPath, *, batch: bool
 ) -> tuple[list[int], list[str]]:
     """``depends_on`` as sorted distinct job ids, and names of jobs of the batch."""
     if not depends_on:
@@ -136,23 +172,55 @@ def _split_depends_on(
         names = [d for d in depends_on if isinstance(d, str)]
     if names and not batch:
         raise SubmissionError(
-            (*loc, "depends_on"),
+            (*at, "depends_on"),
             f"depends_on names {names} only work within a batch: give job ids",
         )
     if ids and (ids[0] < 1 or ids[-1] > MAX_JOB_ID):
         raise SubmissionError(
-            (*loc, "depends_on"), f"job ids in depends_on lie between 1 and {MAX_JOB_ID}"
+            (*at, "depends_on"), f"job ids in depends_on lie between 1 and {MAX_JOB_ID}"
         )
     return ids, names
 
 
+async def _payload_of(
+    req: JobRequest, catalog: Catalog, at: FieldPath
+) -> tuple[str, dict[str, Any]] | None:
+    """None for a command job; for a job with a payload, its backend and the payload to store."""
+    if req.payload is None:
+        if req.spec is None:
+            raise SubmissionError(
+                (*at, "spec"),
+                "Field required: give spec (the shell script of a command job) or payload "
+                "(the sample and method of an instrument job)",
+            )
+        return None
+    if req.spec is not None:
+        raise SubmissionError(
+            (*at, "payload"),
+            "give spec (a command job) or payload (an instrument job), not both",
+        )
+    found = catalog.payload_backend()
+    if found is None:
+        raise SubmissionError(
+            (*at, "payload"), "this server runs no instruments: no backend takes a payload"
+        )
+    name, backend = found
+    if req.backend not in (None, name):
+        raise SubmissionError(
+            (*at, "backend"),
+            f"a job with a payload (an instrument job) runs on the {name!r} backend, "
+            f"not {req.backend!r}: leave backend out",
+        )
+    try:
+        return name, await backend.validate_payload(req.payload)
+    except InvalidPayload as exc:
+        raise SubmissionError((*at, "payload", *exc.field), str(exc)) from None
+
+
 async def build_jobs(
-    requests: Sequence[JobCreate], catalog: Catalog, default_dir: Path, *, batch: bool
+    requests: Sequence[JobRequest], catalog: Catalog, default_dir: Path, *, batch: bool
 ) -> list[NewJob]:
     """Validate requests and turn them into :class:`NewJob`\\ s (all or none)."""
-    # Imported here: the instrument checks raise this module's SubmissionError.
-    from gantry.instruments.validation import instrument_payload
-
     jobs: list[NewJob] = []
     nodes: list[Node] = []
     dirs: dict[str, int] = {}
@@ -161,20 +229,20 @@ async def build_jobs(
     checked: dict[tuple[str | None, str], tuple[str, dict[str, Any], list[str]]] = {}
     shared = _SharedValues()
     for i, req in enumerate(requests):
-        loc: tuple[str | int, ...] = ("body", "jobs", i) if batch else ("body",)
-        # Command jobs (the common case) skip the instrument checks entirely.
+        at: FieldPath = ("jobs", i) if batch else ()
+        # Command jobs (the common case) skip the payload checks entirely.
         is_command = req.payload is None and req.spec is not None
-        payload = None if is_command else await instrument_payload(req, catalog, loc)
-        chosen = "instrument" if payload is not None else req.backend
+        with_payload = None if is_command else await _payload_of(req, catalog, at)
+        chosen, payload = (req.backend, None) if with_payload is None else with_payload
         key = (chosen, _options_key(req.options))
         found = checked.get(key)
         if found is None:
-            name, backend = catalog.backend(chosen, (*loc, "backend"))
-            found = checked[key] = (name, *prepare_options(name, backend, req.options, loc))
+            name, backend = catalog.backend(chosen, (*at, "backend"))
+            found = checked[key] = (name, *prepare_options(name, backend, req.options, at))
         backend_name, options, warnings = found
         if req.working_dir:
             dirs.setdefault(os.path.normpath(req.working_dir), i)  # noqa: ASYNC240 (string only)
-        after_ids, after_names = _split_depends_on(req.depends_on, loc, batch=batch)
+        after_ids, after_names = _split_depends_on(req.depends_on, at, batch=batch)
         jobs.append(
             NewJob(
                 name=req.name,
@@ -200,16 +268,16 @@ async def build_jobs(
             nodes.append(Node(req.name, after_names, req.inputs, req.outputs, working_dir))
     missing = await anyio.to_thread.run_sync(_check_dirs, set(dirs)) if dirs else None
     if missing is not None:
-        i = dirs[missing]
-        loc = ("body", "jobs", i, "working_dir") if batch else ("body", "working_dir")
+        at = ("jobs", dirs[missing]) if batch else ()
         raise SubmissionError(
-            loc, f"working_dir {missing} is not an existing directory: create it or give another"
+            (*at, "working_dir"),
+            f"working_dir {missing} is not an existing directory: create it or give another",
         )
     if batch:
         try:
             edges = resolve(nodes)
         except GraphError as exc:
-            raise SubmissionError(("body", *exc.loc), str(exc)) from None
+            raise SubmissionError(exc.loc, str(exc)) from None
         for job, after in zip(jobs, edges, strict=True):
             job.after_new.extend(after)  # NewJob is frozen; its list is its own
     return jobs

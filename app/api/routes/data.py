@@ -18,12 +18,12 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gantry.api.deps import EngineDep, JobId, ReaderDep, SettingsDep
+from gantry.api.errors import unprocessable
 from gantry.api.sse import dumps, stream
 from gantry.instruments import export
 from gantry.instruments.data import job_data_dir, role_file
 from gantry.instruments.schemas import DataPage
-from gantry.jobs.engine import JobNotFound
-from gantry.jobs.service import SubmissionError
+from gantry.jobs.errors import JobNotFound
 from gantry.jobs.store import get_job
 from gantry.schemas import ErrorBody
 
@@ -74,7 +74,7 @@ async def read_data(
     roles = sorted({t["component_role"] for t in job["payload"].get("method", [])})
     if role is not None:
         if role not in roles:
-            raise SubmissionError(
+            return unprocessable(
                 ("query", "role"),
                 f"job {job_id} has no role {role!r}; its roles: {', '.join(roles)}",
             )

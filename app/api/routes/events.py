@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header, Query
 
 from gantry.api.deps import EngineDep, JobId, Reader, ReaderDep
 from gantry.api.sse import SSE_RESPONSE, event_json, stream
-from gantry.jobs.engine import Engine, JobNotFound
+from gantry.jobs.engine import Engine
+from gantry.jobs.errors import JobNotFound
 from gantry.jobs.states import TERMINAL
 from gantry.jobs.store import get_job, list_events
 from gantry.schemas import ErrorBody, EventsPage

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
 from gantry.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
-from gantry.jobs.engine import JobNotFound
-from gantry.jobs.service import MAX_JOB_ID, SubmissionError, build_jobs
+from gantry.jobs.errors import JobNotFound, SubmissionError
+from gantry.jobs.service import MAX_JOB_ID, build_jobs
 from gantry.jobs.states import JobState
 from gantry.jobs.store import JobFilter, get_job_detail, list_jobs
 from gantry.schemas import (
@@ -83,7 +83,7 @@ async def submit_batch(
     """
     if len(batch.jobs) > settings.max_batch_jobs:
         raise SubmissionError(
-            ("body", "jobs"),
+            ("jobs",),
             f"a batch holds at most {settings.max_batch_jobs} jobs: split it",
         )
     new = await build_jobs(batch.jobs, catalog, engine.work_dir, batch=True)

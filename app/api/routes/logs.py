@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from gantry.api.deps import EngineDep, JobId, ReaderDep
 from gantry.api.sse import SSE_RESPONSE, dumps, stream
-from gantry.jobs.engine import JobNotFound
+from gantry.jobs.errors import JobNotFound
 from gantry.jobs.store import get_job
 from gantry.schemas import ErrorBody, LogChunk
 
