@@ -5,12 +5,19 @@ An entry point names a driver module that exposes ``DriverInterface``
 (``mine = mypkg.driver:DriverInterface``). A driver that fails to import or
 is not a valid ``ModelInterface`` is recorded with its error; it raises only
 when someone asks for it, and never hides the others.
+
+tomato driver packages need no entry point: a name like ``tomato:example_counter``
+(or ``tomato-example-counter``, ``tomato_example_counter``) resolves, on first
+use, to the adapter of :mod:`gantry.drivers.tomato_host` over the module
+``tomato_example_counter``. A tomato driver that cannot be used is recorded
+like any broken driver, with the reason and the fix.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -20,6 +27,7 @@ from typing import Any
 from gantry.drivers.errors import DriverError
 from gantry.drivers.interface_2_0 import ModelInterface as ModelInterface_2_0
 from gantry.drivers.interface_2_0 import TaskListener
+from gantry.drivers.tomato_host import is_tomato_name, module_name, resolve_tomato_driver
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +75,63 @@ def _load(ep: EntryPoint) -> DriverEntry:
     return DriverEntry(ep.name, ep.value, cls=cls)
 
 
+def _load_tomato(name: str) -> DriverEntry:
+    target = f"tomato driver module {module_name(name)}"
+    try:
+        cls = resolve_tomato_driver(name)
+    except Exception as exc:  # its import runs third-party code
+        logger.warning("driver %r (%s) is unavailable: %s", name, target, exc)
+        return DriverEntry(name, target, error=str(exc))
+    return DriverEntry(name, target, cls=cls)
+
+
+def installed_tomato_drivers() -> list[str]:
+    """``tomato:<name>`` of every importable ``tomato_<name>`` module (none imported)."""
+    found = {m.name for m in pkgutil.iter_modules() if m.name.startswith("tomato_")}
+    return sorted(f"tomato:{m.removeprefix('tomato_')}" for m in found)
+
+
+class DriverNames(list[str]):
+    """The installed drivers' names; also "contains" every tomato driver spelling.
+
+    A devices file may name any tomato driver: whether it loads is decided
+    when it is used, and a failure is recorded, not fatal.
+    """
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or (isinstance(name, str) and is_tomato_name(name))
+
+
 class DriverRegistry:
     """Every driver found, working or not. Build it at start-up, not at import."""
 
-    def __init__(self, entries: Iterable[DriverEntry] = ()) -> None:
+    def __init__(self, entries: Iterable[DriverEntry] = (), tomato: Iterable[str] = ()) -> None:
         self.entries: dict[str, DriverEntry] = {e.name: e for e in entries}
+        #: tomato drivers seen installed, listed by :meth:`names`, loaded on first use
+        self.tomato = sorted(tomato)
 
     @classmethod
     def discover(cls, eps: Iterable[EntryPoint] | None = None) -> DriverRegistry:
-        """Load every entry point of ``gantry.drivers`` (or the ones given)."""
+        """Load every entry point of ``gantry.drivers`` (or the ones given); list tomato's."""
         found = entry_points(group=GROUP) if eps is None else eps
-        return cls(_load(ep) for ep in found)
+        tomato = installed_tomato_drivers() if eps is None else []
+        return cls((_load(ep) for ep in found), tomato)
 
     def names(self) -> list[str]:
-        return sorted(self.entries)
+        return DriverNames(sorted(set(self.entries) | set(self.tomato)))
+
+    def _entry(self, name: str) -> DriverEntry | None:
+        entry = self.entries.get(name)
+        if entry is None and is_tomato_name(name):
+            entry = self.entries[name] = _load_tomato(name)
+        return entry
 
     def broken(self) -> dict[str, str]:
         """Name -> error of every driver that failed to load."""
         return {n: e.error for n, e in sorted(self.entries.items()) if e.error is not None}
 
     def get(self, name: str) -> type[ModelInterface_2_0]:
-        entry = self.entries.get(name)
+        entry = self._entry(name)
         if entry is None:
             known = ", ".join(self.names()) or "none"
             raise DriverUnavailable(f"no driver named {name!r}; installed: {known}")
