@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Connection
 
 from gantry import db
 from gantry.api import errors
-from gantry.api.auth import TokenCache, is_loopback
+from gantry.api.auth import TokenCache
 from gantry.api.deps import Reader
 from gantry.api.limits import BodyLimit
 from gantry.api.main import api_router, root_router
@@ -30,26 +31,28 @@ from gantry.config_store import ConfigStore
 from gantry.drivers.interface_2_0 import ModelInterface
 from gantry.instruments.backend import NAME as INSTRUMENT
 from gantry.instruments.backend import InstrumentBackend, build_instruments, driver_registry
-from gantry.instruments.devices import DevicesFileError
 from gantry.jobs.engine import Engine
 from gantry.jobs.events import EventHub
 from gantry.jobs.service import Catalog
+from gantry.jobs.states import ACTIVE
+from gantry.jobs.store import job_states
 from gantry.jobs.store.sql import SqlStore
 from gantry.jobs.writer import Writer
 from gantry.settings import Settings
+from gantry.startup import StartupRefused, devices_or_refuse, is_loopback, refuse_exposure
 
 log = logging.getLogger(__name__)
 
 
-class StartupRefused(RuntimeError):
-    """The server must not start as configured; the message says what to change."""
+__all__ = ["StartupRefused", "create_app"]
+
+_ACTIVE_STATES = frozenset(s.value for s in ACTIVE)
 
 
-def exposure_refusal(host: str) -> str:
-    return (
-        f"refusing to listen on {host} without API tokens: create one with "
-        "`gantry token create --scope admin NAME`, or listen on 127.0.0.1"
-    )
+def _active_among(conn: Connection, job_ids: Collection[int]) -> set[int]:
+    """The jobs among ``job_ids`` that have not ended (for the pipelines' start-up)."""
+    states = job_states(conn, list(job_ids))
+    return {job_id for job_id, (state, _) in states.items() if state in _ACTIVE_STATES}
 
 
 def create_app(
@@ -71,9 +74,14 @@ def create_app(
         database = db.make_engine(url)
         exposed = not is_loopback(settings.host)
         tokens = TokenCache(database, always_required=exposed)
-        if exposed and not await tokens.current():
+        registry = driver_registry(drivers)
+        try:
+            if exposed:
+                refuse_exposure(settings.host, bool(await tokens.current()))
+            devices = devices_or_refuse(settings.resolved_devices_file, registry.names())
+        except StartupRefused:
             database.dispose()
-            raise StartupRefused(exposure_refusal(settings.host))
+            raise
         config = ConfigStore(data_dir / "config.json")
         installed = (
             discover()
@@ -90,19 +98,17 @@ def create_app(
         engine = Engine(
             store=SqlStore(writer, database), backends=running, hub=hub, data_dir=data_dir
         )
-        try:  # instrument jobs: drivers of the devices file, through the Backend contract
-            instruments = build_instruments(
-                data_dir=data_dir,
-                devices_file=settings.resolved_devices_file,
-                registry=driver_registry(drivers),
-                config=config,
-                writer=writer,
-                report=engine.reporter(INSTRUMENT),
-                wake=engine.waker(INSTRUMENT),
-            )
-        except DevicesFileError as exc:
-            database.dispose()
-            raise StartupRefused(str(exc)) from None
+        # Instrument jobs: drivers of the devices file, through the Backend contract.
+        instruments = build_instruments(
+            data_dir=data_dir,
+            devices=devices,
+            registry=registry,
+            config=config,
+            transact=writer.execute,
+            active_among=_active_among,
+            report=engine.reporter(INSTRUMENT),
+            wake=engine.waker(INSTRUMENT),
+        )
         for name in wanted:
             entry = installed.get(name)
             if entry is None or entry.cls is None:

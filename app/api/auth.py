@@ -10,7 +10,6 @@ Browsers' EventSource cannot set headers: SSE clients may pass
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Annotated, Any
 
@@ -24,15 +23,6 @@ from gantry.tokens import active_hashes, any_token_made, digest
 REFRESH = 2.0
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `gantry token create`.")
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class TokenCache:

@@ -32,36 +32,18 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
 
 
-def _refuse_exposure_without_tokens(settings: Settings) -> None:
+def _refuse_what_the_app_would(settings: Settings) -> None:
     """Say it plainly here; the app refuses too, but inside a start-up traceback."""
-    from sqlalchemy import create_engine
-
-    from gantry import db
-    from gantry.api.auth import is_loopback
-    from gantry.main import exposure_refusal
-    from gantry.tokens import active_hashes
-
-    if is_loopback(settings.host):
-        return
-    url = settings.resolved_database_url
-    db.upgrade(url)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if not active_hashes(conn):
-                raise CliError(exposure_refusal(settings.host), USAGE)
-    finally:
-        engine.dispose()
-
-
-def _refuse_bad_devices_file(settings: Settings) -> None:
-    """A malformed devices file: one line naming the line and field, not a traceback."""
+    from gantry import startup
     from gantry.drivers.registry import DriverRegistry
-    from gantry.instruments.devices import DevicesFileError, load_devices
 
     try:
-        load_devices(settings.resolved_devices_file, DriverRegistry.discover().names())
-    except DevicesFileError as exc:
+        if not startup.is_loopback(settings.host):
+            has_tokens = startup.tokens_exist(settings.resolved_database_url)
+            startup.refuse_exposure(settings.host, has_tokens)
+        names = DriverRegistry.discover().names()
+        startup.devices_or_refuse(settings.resolved_devices_file, names)
+    except startup.StartupRefused as exc:
         raise CliError(str(exc), USAGE) from None
 
 
@@ -87,8 +69,7 @@ def serve(
 
     settings = load_settings(host=host, port=port, data_dir=data_dir, log_level=log_level)
     logs.configure(settings.log_level)
-    _refuse_exposure_without_tokens(settings)
-    _refuse_bad_devices_file(settings)
+    _refuse_what_the_app_would(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

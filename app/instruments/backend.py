@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,19 +34,19 @@ from gantry.backends.base import (
     InvalidPayload,
     JobSubmission,
     StatusReport,
+    StatusReporter,
 )
 from gantry.config_store import ConfigStore
 from gantry.drivers.interface_2_0 import ModelInterface
 from gantry.drivers.registry import DriverEntry, DriverRegistry
 from gantry.instruments.data import DataStore, job_data_dir, write_meta
-from gantry.instruments.devices import load_devices
+from gantry.instruments.devices import Devices
 from gantry.instruments.export import last_uts
 from gantry.instruments.host import Component, DriverHost
-from gantry.instruments.pipelines import PipelineStore
+from gantry.instruments.pipelines import ActiveAmong, PipelineStore, Transact
 from gantry.instruments.runner import MethodRun, targets_for
 from gantry.instruments.schemas import InstrumentPayload
 from gantry.instruments.validation import validate_method
-from gantry.jobs.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -314,15 +314,15 @@ async def _constants(comp: Component) -> dict[str, Any]:
 def build_instruments(
     *,
     data_dir: Path,
-    devices_file: Path | None,
+    devices: Devices,
     registry: DriverRegistry,
     config: ConfigStore,
-    writer: Writer,
-    report: Any,
-    wake: Any,
+    transact: Transact,
+    active_among: ActiveAmong,
+    report: StatusReporter,
+    wake: Callable[[], None],
 ) -> InstrumentBackend:
-    """The instrument backend of a server; raises DevicesFileError for a bad devices file."""
-    devices = load_devices(devices_file, registry.names())
+    """The instrument backend of a server, for the devices of its devices file."""
     context = BackendContext(
         name=NAME,
         data_dir=data_dir,
@@ -332,7 +332,10 @@ def build_instruments(
     )
     host = DriverHost(devices, registry, lambda name: config.section(f"driver.{name}"))
     return InstrumentBackend(
-        context, host=host, pipelines=PipelineStore(devices, writer), store=DataStore()
+        context,
+        host=host,
+        pipelines=PipelineStore(devices, transact, active_among),
+        store=DataStore(),
     )
 
 

@@ -2,8 +2,8 @@
 
 The state lives in the ``pipeline`` table (so it survives restarts) and in
 memory (so ``InstrumentBackend.hold`` can decide without I/O). Every change
-goes through the server's :class:`~gantry.jobs.writer.Writer` and updates the
-memory only once committed. Like tomato: ``load`` a sample, mark the
+is one transaction run by the :class:`Transact` handed in (the server's
+writer) and updates the memory only once committed. Like tomato: ``load`` a sample, mark the
 pipeline ``ready``; a job claims a ready pipeline holding its sample; when
 the job ends the pipeline keeps the sample but is no longer ready, so a
 person checks it before the next job (``ready`` again, or ``eject``).
@@ -12,24 +12,33 @@ person checks it before the next job (``ready`` again, or ``eject``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from sqlalchemy import Connection, Table, insert, select, update
 
 from gantry.instruments.devices import ComponentRef, Devices, PipelineConfig
-from gantry.jobs.states import ACTIVE
-from gantry.jobs.writer import Writer
-from gantry.models import Job, Pipeline, utcnow
+from gantry.models import Pipeline, utcnow
 
 pipeline_t: Table = Pipeline.__table__  # type: ignore[attr-defined]
-job_t: Table = Job.__table__  # type: ignore[attr-defined]
+T = TypeVar("T")
 
 #: A reservation (``hold`` said yes, ``submit`` has not claimed yet) expires after this.
 RESERVATION_TTL = 60.0
+
+
+class Transact(Protocol):
+    """Runs ``work`` in one write transaction; returns its result once committed."""
+
+    def __call__(self, work: Callable[[Connection], T], /) -> Awaitable[T]: ...
+
+
+#: The ids among the given ones of jobs that have not ended, read within the
+#: same transaction (the job layer knows its table; the pipelines do not).
+ActiveAmong = Callable[[Connection, Collection[int]], set[int]]
 
 
 class UnknownPipeline(LookupError):
@@ -55,14 +64,15 @@ class PipelineState:
 class PipelineStore:
     """The pipelines of the devices file and their state; changes are serialised."""
 
-    def __init__(self, devices: Devices, writer: Writer) -> None:
+    def __init__(self, devices: Devices, transact: Transact, active_among: ActiveAmong) -> None:
         self.defs: dict[str, PipelineConfig] = dict(devices.pipelines)
         self.states: dict[str, PipelineState] = {n: PipelineState(n) for n in self.defs}
         #: job id -> (pipeline, monotonic time) between ``hold`` and ``submit``
         self.reserved: dict[int, tuple[str, float]] = {}
         #: called after every committed change (the backend wakes the engine)
         self.on_change: Callable[[], None] = lambda: None
-        self._writer = writer
+        self._transact = transact
+        self._active_among = active_among
         self._lock = anyio.Lock()
 
     # -- reads (memory only) ---------------------------------------------------
@@ -111,7 +121,8 @@ class PipelineStore:
     async def load(self) -> None:
         """Create rows for new pipelines, read all, free claims of jobs that ended."""
         names = sorted(self.defs)
-        rows = await self._writer.execute(lambda conn: _sync_rows(conn, names))
+        active_among = self._active_among
+        rows = await self._transact(lambda conn: _sync_rows(conn, names, active_among))
         for row in rows:
             if row["name"] in self.defs:
                 self.states[row["name"]] = PipelineState(**row)
@@ -179,13 +190,15 @@ class PipelineStore:
         def write(conn: Connection) -> None:
             conn.execute(update(pipeline_t).where(pipeline_t.c.name == name).values(**values))
 
-        await self._writer.execute(write)
+        await self._transact(write)
         self.states[name] = new = replace(self.states[name], **values)
         self.on_change()
         return new
 
 
-def _sync_rows(conn: Connection, names: list[str]) -> list[dict[str, Any]]:
+def _sync_rows(
+    conn: Connection, names: list[str], active_among: ActiveAmong
+) -> list[dict[str, Any]]:
     existing = {r.name for r in conn.execute(select(pipeline_t.c.name))}
     missing = [
         {"name": n, "ready": False, "updated_at": utcnow()} for n in names if n not in existing
@@ -196,15 +209,7 @@ def _sync_rows(conn: Connection, names: list[str]) -> list[dict[str, Any]]:
         select(pipeline_t.c.name, pipeline_t.c.job_id).where(pipeline_t.c.job_id.is_not(None))
     ).all()
     if claimed:
-        active = {
-            r.id
-            for r in conn.execute(
-                select(job_t.c.id).where(
-                    job_t.c.id.in_([c.job_id for c in claimed]),
-                    job_t.c.state.in_([s.value for s in ACTIVE]),
-                )
-            )
-        }
+        active = active_among(conn, [c.job_id for c in claimed])
         stale = [c.name for c in claimed if c.job_id not in active]
         if stale:
             conn.execute(
