@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from gantry.backends.base import BackendStatus
-from tests.unit.engine_harness import ChainingBackend, job, running, wait_for
+from tests.unit.engine_harness import ChainingBackend, Harness, job, running, wait_for
 
 
 async def test_a_job_runs_through_its_states_and_every_change_is_an_event(tmp_path: Path) -> None:
@@ -103,12 +103,18 @@ async def test_retries_back_off_doubling_then_the_job_fails(tmp_path: Path) -> N
         assert len(h.backend.submitted) == 3
 
 
+async def retried_once(h: Harness, max_retries: int) -> int:
+    """A job whose first attempt failed and whose second is submitted."""
+    (job_id,) = await h.submit(job("flaky", max_retries=max_retries, retry_delay=0.01))
+    await wait_for(lambda: len(h.backend.submitted) == 1)
+    h.backend.report(f"ref-{job_id}.1", BackendStatus.FAILED, exit_code=1)
+    await wait_for(lambda: len(h.backend.submitted) == 2)
+    return job_id
+
+
 async def test_a_completed_retry_needs_no_more_attempts(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        (job_id,) = await h.submit(job("flaky", max_retries=5, retry_delay=0.01))
-        await wait_for(lambda: len(h.backend.submitted) == 1)
-        h.backend.report(f"ref-{job_id}.1", BackendStatus.FAILED, exit_code=1)
-        await wait_for(lambda: len(h.backend.submitted) == 2)
+        job_id = await retried_once(h, max_retries=5)
         h.backend.report(f"ref-{job_id}.2", BackendStatus.COMPLETED, exit_code=0)
         await h.settled()
         assert h.state(job_id) == "completed"
@@ -117,10 +123,7 @@ async def test_a_completed_retry_needs_no_more_attempts(tmp_path: Path) -> None:
 
 async def test_a_report_for_an_old_attempt_ref_changes_nothing(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        (job_id,) = await h.submit(job("flaky", max_retries=1, retry_delay=0.01))
-        await wait_for(lambda: len(h.backend.submitted) == 1)
-        h.backend.report(f"ref-{job_id}.1", BackendStatus.FAILED, exit_code=1)
-        await wait_for(lambda: len(h.backend.submitted) == 2)
+        job_id = await retried_once(h, max_retries=1)
         h.backend.report(f"ref-{job_id}.1", BackendStatus.COMPLETED, exit_code=0)
         await h.settled()
         assert h.state(job_id) == "submitted"
