@@ -31,6 +31,7 @@ from gantry.config_store import ConfigStore
 from gantry.drivers.interface_2_0 import ModelInterface
 from gantry.instruments.backend import NAME as INSTRUMENT
 from gantry.instruments.backend import InstrumentBackend, build_instruments, driver_registry
+from gantry.instruments.service import Instruments
 from gantry.jobs.engine import Engine
 from gantry.jobs.events import EventHub
 from gantry.jobs.service import Catalog
@@ -133,7 +134,7 @@ def create_app(
         running[INSTRUMENT] = instruments
         target = f"{InstrumentBackend.__module__}:{InstrumentBackend.__qualname__}"
         installed[INSTRUMENT] = BackendEntry(INSTRUMENT, target, InstrumentBackend, None)
-        app.state.instruments = instruments
+        app.state.instruments = Instruments(instruments)
         app.state.settings = settings
         app.state.engine = engine
         app.state.catalog = Catalog(

@@ -10,8 +10,11 @@ from fastapi import Depends, Path, Request
 from sqlalchemy import Connection
 from sqlalchemy import Engine as Database
 
+from gantry.instruments.service import Instruments
 from gantry.jobs.engine import Engine
+from gantry.jobs.errors import JobNotFound
 from gantry.jobs.service import MAX_JOB_ID, Catalog
+from gantry.jobs.store import get_job
 from gantry.settings import Settings
 
 T = TypeVar("T")
@@ -51,11 +54,39 @@ async def get_reader(request: Request) -> Reader:
     return reader
 
 
+async def get_instruments(request: Request) -> Instruments:
+    instruments: Instruments = request.app.state.instruments
+    return instruments
+
+
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job's id.")]
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
+InstrumentsDep = Annotated[Instruments, Depends(get_instruments)]
 
-__all__ = ["CatalogDep", "Connection", "EngineDep", "JobId", "Reader", "ReaderDep", "SettingsDep"]
+
+async def get_existing_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:
+    """The job row of the path's ``job_id``; a job that does not exist is a 404."""
+    job = await read(get_job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+#: The row of the job the path names (``/jobs/{job_id}/...``), known to exist.
+ExistingJob = Annotated[dict[str, Any], Depends(get_existing_job)]
+
+__all__ = [
+    "CatalogDep",
+    "Connection",
+    "EngineDep",
+    "ExistingJob",
+    "InstrumentsDep",
+    "JobId",
+    "Reader",
+    "ReaderDep",
+    "SettingsDep",
+]

@@ -1,4 +1,4 @@
-"""Exceptions of the engine and service, translated to HTTP answers.
+"""Exceptions of the job layer and the instruments, translated to HTTP answers: here only.
 
 A 422 looks like FastAPI's own (``detail`` is a list of ``{loc, msg, type}``)
 so clients parse one shape; other errors carry ``detail`` as a sentence.
@@ -15,12 +15,36 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gantry.api.limits import BodyTooLarge, too_large_message
+from gantry.instruments.service import (
+    Busy,
+    DriverFailed,
+    InstrumentError,
+    NoAnswer,
+    NotFound,
+    Refused,
+    Unavailable,
+)
 from gantry.jobs.errors import JobAlreadyEnded, JobNotFound, SubmissionError
 from gantry.jobs.store import IdempotencyConflict, UnknownDependencies
 from gantry.jobs.writer import WriterClosed
-from gantry.schemas import PATTERN_RULES
+from gantry.schemas import PATTERN_RULES, ErrorBody
 
 log = logging.getLogger(__name__)
+
+#: What each refusal of the instruments answers.
+INSTRUMENT_STATUS: dict[type[InstrumentError], int] = {
+    NotFound: 404,
+    Busy: 409,
+    Refused: 422,
+    DriverFailed: 502,
+    Unavailable: 503,
+    NoAnswer: 504,
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error answers with a sentence as ``detail``."""
+    return {code: {"model": ErrorBody} for code in codes}
 
 
 def unprocessable(loc: tuple[str | int, ...], message: str) -> JSONResponse:
@@ -74,6 +98,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             status_code=409, content={"detail": str(exc), "id": exc.job_id, "state": exc.state}
         )
+
+    @app.exception_handler(InstrumentError)
+    async def _instruments(_: Request, exc: InstrumentError) -> JSONResponse:
+        return JSONResponse(status_code=INSTRUMENT_STATUS[type(exc)], content={"detail": str(exc)})
 
     @app.exception_handler(WriterClosed)
     async def _closing(_: Request, exc: WriterClosed) -> JSONResponse:

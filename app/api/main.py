@@ -5,7 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gantry.api.auth import require_for_method
-from gantry.api.routes import backends, data, events, health, instruments, jobs, logs
+from gantry.api.routes import (
+    backends,
+    components,
+    data,
+    devices,
+    drivers,
+    events,
+    health,
+    jobs,
+    logs,
+    pipelines,
+)
 
 # GET needs the read scope, anything that changes state the submit scope.
 api_router = APIRouter(prefix="/api/v1", dependencies=[require_for_method()])
@@ -14,7 +25,10 @@ api_router.include_router(logs.router)
 api_router.include_router(events.router)
 api_router.include_router(backends.router)
 api_router.include_router(data.router)
-api_router.include_router(instruments.router)
+api_router.include_router(drivers.router)
+api_router.include_router(devices.router)
+api_router.include_router(components.router)
+api_router.include_router(pipelines.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gantry.drivers.types import Task
 
+#: Names of devices, channels and pipelines (they appear in URLs and file names).
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 SAMPLE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"
 SampleName = Annotated[
     str,

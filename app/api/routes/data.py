@@ -9,29 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from gantry.api.deps import EngineDep, JobId, ReaderDep, SettingsDep
+from gantry.api.deps import CatalogDep, EngineDep, ExistingJob, JobId
 from gantry.api.errors import unprocessable
-from gantry.api.sse import dumps, stream
-from gantry.instruments import export
-from gantry.instruments.data import job_data_dir, role_file
+from gantry.api.sse import Event, dumps, follow, stream
 from gantry.instruments.schemas import DataPage
-from gantry.jobs.errors import JobNotFound
-from gantry.jobs.store import get_job
+from gantry.instruments.service import JobData, roles_of
+from gantry.jobs.engine import Engine
 from gantry.schemas import ErrorBody
 
 router = APIRouter(prefix="/jobs", tags=["data"])
 
 MAX_PAGE = 100_000
-CSV_CHUNK = 5_000
-FOLLOW_INTERVAL = 0.2
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -51,9 +45,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/{job_id}/data", response_model=DataPage, responses=RESPONSES)
 async def read_data(
     job_id: JobId,
+    job: ExistingJob,
     engine: EngineDep,
-    read: ReaderDep,
-    settings: SettingsDep,
+    catalog: CatalogDep,
     format: Annotated[Literal["json", "csv", "netcdf"], Query()] = "json",
     role: Annotated[str | None, Query(max_length=64, description="One role; default: all.")] = None,
     offset: Annotated[int, Query(ge=0, le=2**53, description="Samples to skip, per role.")] = 0,
@@ -64,14 +58,15 @@ async def read_data(
     follow: bool = False,
 ) -> Any:
     """An instrument job's data: every sample stored so far, per role."""
-    job = await read(get_job, job_id)
-    if job is None:
-        raise JobNotFound(job_id)
-    if job.get("payload") is None:
+    number = attempt or max(1, job["attempt"])
+    # Where the data lives is the job's backend's to say, as for its logs.
+    backend = catalog.running.get(job["backend"])
+    directory = None if backend is None else backend.data(job_id, number)
+    if job.get("payload") is None or directory is None:
         raise HTTPException(
             404, f"job {job_id} is a command job: it has no instrument data (read its logs)"
         )
-    roles = sorted({t["component_role"] for t in job["payload"].get("method", [])})
+    roles = roles_of(job["payload"])
     if role is not None:
         if role not in roles:
             return unprocessable(
@@ -79,21 +74,20 @@ async def read_data(
                 f"job {job_id} has no role {role!r}; its roles: {', '.join(roles)}",
             )
         roles = [role]
-    number = attempt or max(1, job["attempt"])
-    directory = job_data_dir(settings.resolved_data_dir, job_id, number)
+    data = JobData(directory, roles)
     if follow:
-        return stream(_follow(engine, job_id, directory, roles, offset))
+        return stream(await _follow(engine, job_id, data, offset))
     if format == "netcdf":
-        return await _netcdf(engine, job, directory, number)
+        return await _netcdf(engine, job, data, number)
     if format == "csv":
-        return await _csv(job_id, directory, roles, offset, limit)
+        headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
+        rows = await data.csv(offset, limit)
+        return StreamingResponse(rows, media_type="text/csv", headers=headers)
     ended = not engine.is_active(job_id)  # before reading: no sample can be missed
     pages, complete = [], ended
     want = limit or 10_000
     for name in roles:
-        lines, next_offset = await anyio.to_thread.run_sync(
-            export.read_lines, role_file(directory, name), offset, want
-        )
+        lines, next_offset = await data.page(name, offset, want)
         complete = complete and len(lines) < want
         samples = b",".join(lines).decode("utf-8", errors="replace")
         pages.append(
@@ -107,36 +101,7 @@ async def read_data(
     return Response(body, media_type="application/json")
 
 
-async def _csv(
-    job_id: int, directory: Path, roles: list[str], offset: int, limit: int | None
-) -> StreamingResponse:
-    columns = await anyio.to_thread.run_sync(export.value_columns, directory, roles)
-
-    async def rows() -> AsyncIterator[str]:
-        yield export.csv_header(columns)
-        for name in roles:
-            position, left = offset, limit
-            while left is None or left > 0:
-                size = CSV_CHUNK if left is None else min(CSV_CHUNK, left)
-                text, position_after = await anyio.to_thread.run_sync(
-                    export.csv_rows, directory, name, columns, position, size
-                )
-                if text:
-                    yield text
-                read = position_after - position
-                position = position_after
-                if left is not None:
-                    left -= read
-                if read < size:
-                    break
-
-    headers = {"Content-Disposition": f'attachment; filename="job-{job_id}.csv"'}
-    return StreamingResponse(rows(), media_type="text/csv", headers=headers)
-
-
-async def _netcdf(
-    engine: EngineDep, job: dict[str, Any], directory: Path, attempt: int
-) -> FileResponse:
+async def _netcdf(engine: Engine, job: dict[str, Any], data: JobData, attempt: int) -> FileResponse:
     job_id = job["id"]
     if engine.is_active(job_id):
         raise HTTPException(
@@ -144,9 +109,7 @@ async def _netcdf(
             f"job {job_id} has not ended (it is {job['state']}): NetCDF is made once it ended; "
             "read format=json or format=csv meanwhile",
         )
-    path = await anyio.to_thread.run_sync(
-        export.netcdf_file, directory, {**job, "attempt": attempt}
-    )
+    path = await data.netcdf({**job, "attempt": attempt})
     return FileResponse(
         path,
         media_type="application/x-netcdf",
@@ -155,35 +118,29 @@ async def _netcdf(
     )
 
 
-async def _follow(
-    engine: EngineDep, job_id: int, directory: Path, roles: list[str], offset: int
-) -> AsyncIterator[dict[str, Any]]:
-    files = {r: role_file(directory, r) for r in roles}
-    lines_read = dict.fromkeys(roles, offset)
-    positions = {
-        r: await anyio.to_thread.run_sync(export.position_of, p, offset) for r, p in files.items()
-    }
-    while True:
-        ended = not engine.is_active(job_id)  # read before the files: no lost tail
-        sent = False
-        for name, path in files.items():
-            lines, positions[name] = await anyio.to_thread.run_sync(
-                export.read_from, path, positions[name]
-            )
+async def _follow(engine: Engine, job_id: int, data: JobData, offset: int) -> AsyncIterator[Event]:
+    lines_read = dict.fromkeys(data.roles, offset)
+    positions = await data.positions(offset)
+
+    async def read_new(ended: bool) -> list[Event]:
+        events = []
+        for name in data.roles:
+            lines, positions[name] = await data.read_from(name, positions[name])
             if not lines:
                 continue
-            sent = True
             start = lines_read[name]
             lines_read[name] += len(lines)
             samples = b",".join(lines).decode("utf-8", errors="replace")
-            yield {
-                "event": "data",
-                "id": f"{name}:{lines_read[name]}",
-                "data": f'{{"role":{json.dumps(name)},"offset":{start},"samples":[{samples}]}}',
-            }
-        if sent:
-            continue
-        if ended:
-            yield {"event": "end", "data": dumps({"job_id": job_id, "offsets": lines_read})}
-            return
-        await anyio.sleep(FOLLOW_INTERVAL)
+            events.append(
+                {
+                    "event": "data",
+                    "id": f"{name}:{lines_read[name]}",
+                    "data": f'{{"role":{json.dumps(name)},"offset":{start},"samples":[{samples}]}}',
+                }
+            )
+        return events
+
+    def end() -> Event:
+        return {"event": "end", "data": dumps({"job_id": job_id, "offsets": lines_read})}
+
+    return follow(lambda: engine.is_active(job_id), read_new, end)

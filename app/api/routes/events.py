@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
-from gantry.api.deps import EngineDep, JobId, Reader, ReaderDep
+from gantry.api.deps import EngineDep, ExistingJob, JobId, Reader, ReaderDep
 from gantry.api.sse import SSE_RESPONSE, event_json, stream
 from gantry.jobs.engine import Engine
-from gantry.jobs.errors import JobNotFound
 from gantry.jobs.states import TERMINAL
-from gantry.jobs.store import get_job, list_events
+from gantry.jobs.store import list_events
 from gantry.schemas import ErrorBody, EventsPage
 
 router = APIRouter(tags=["events"])
@@ -43,6 +42,7 @@ async def all_events(
 )
 async def job_events(
     job_id: JobId,
+    _: ExistingJob,
     engine: EngineDep,
     read: ReaderDep,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -51,8 +51,6 @@ async def job_events(
     last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
 ) -> Any:
     """One job's events; ``follow=true`` streams them until the job has ended."""
-    if await read(get_job, job_id) is None:
-        raise JobNotFound(job_id)
     after = max(after, last_event_id or 0)
     if follow:
         return stream(_live(engine, read, job_id, after))

@@ -10,16 +10,14 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Response
 
-from gantry.api.deps import EngineDep, JobId, ReaderDep
-from gantry.api.sse import SSE_RESPONSE, dumps, stream
-from gantry.jobs.errors import JobNotFound
-from gantry.jobs.store import get_job
+from gantry.api.deps import EngineDep, ExistingJob, JobId
+from gantry.api.sse import SSE_RESPONSE, Event, dumps, follow, stream
+from gantry.jobs.engine import Engine
 from gantry.schemas import ErrorBody, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["logs"])
 
 MAX_CHUNK = 1024 * 1024
-FOLLOW_INTERVAL = 0.2
 
 
 def _utf8_prefix(data: bytes) -> bytes:
@@ -51,8 +49,8 @@ def _read(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
 )
 async def read_logs(
     job_id: JobId,
+    job: ExistingJob,
     engine: EngineDep,
-    read: ReaderDep,
     stream_name: Annotated[Literal["stdout", "stderr"], Query(alias="stream")] = "stdout",
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_CHUNK)] = MAX_CHUNK,
@@ -60,9 +58,6 @@ async def read_logs(
     follow: bool = False,
 ) -> Any:
     """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends."""
-    job = await read(get_job, job_id)
-    if job is None:
-        raise JobNotFound(job_id)
     path = engine.log_path(job_id, job["backend"], attempt or job["attempt"], stream_name)
     if follow:
         return stream(_follow(engine, job_id, path, offset))
@@ -82,22 +77,17 @@ async def read_logs(
     return Response(chunk.model_dump_json(), media_type="application/json")
 
 
-async def _follow(
-    engine: EngineDep, job_id: JobId, path: Path, offset: int
-) -> AsyncIterator[dict[str, Any]]:
-    while True:
-        ended = not engine.is_active(job_id)  # read before the file: no lost tail
+def _follow(engine: Engine, job_id: int, path: Path, offset: int) -> AsyncIterator[Event]:
+    async def read_new(ended: bool) -> list[Event]:
+        nonlocal offset
         data, _ = await anyio.to_thread.run_sync(_read, path, offset, MAX_CHUNK)
         text = data if ended else _utf8_prefix(data)
-        if text:
-            offset += len(text)
-            yield {
-                "event": "log",
-                "id": str(offset),
-                "data": text.decode("utf-8", errors="replace"),
-            }
-            continue
-        if ended:
-            yield {"event": "end", "data": dumps({"job_id": job_id, "offset": offset})}
-            return
-        await anyio.sleep(FOLLOW_INTERVAL)
+        if not text:
+            return []
+        offset += len(text)
+        return [{"event": "log", "id": str(offset), "data": text.decode("utf-8", errors="replace")}]
+
+    def end() -> Event:
+        return {"event": "end", "data": dumps({"job_id": job_id, "offset": offset})}
+
+    return follow(lambda: engine.is_active(job_id), read_new, end)
