@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -20,21 +20,6 @@ from gantry.settings import Settings
 T = TypeVar("T")
 
 
-async def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def get_catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
-
-
 class Reader:
     """Runs a read-only query on a worker thread with a pooled connection."""
 
@@ -49,23 +34,24 @@ class Reader:
         return await anyio.to_thread.run_sync(run)
 
 
-async def get_reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
-    return reader
+def _from_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency answering ``app.state.<name>`` (async: no worker thread per request)."""
 
+    async def get(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
 
-async def get_instruments(request: Request) -> Instruments:
-    instruments: Instruments = request.app.state.instruments
-    return instruments
+    get.__name__ = f"get_{name}"
+    return get
 
 
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="The job's id.")]
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-ReaderDep = Annotated[Reader, Depends(get_reader)]
-InstrumentsDep = Annotated[Instruments, Depends(get_instruments)]
+EngineDep = Annotated[Engine, Depends(_from_state("engine", Engine))]
+SettingsDep = Annotated[Settings, Depends(_from_state("settings", Settings))]
+CatalogDep = Annotated[Catalog, Depends(_from_state("catalog", Catalog))]
+ReaderDep = Annotated[Reader, Depends(_from_state("reader", Reader))]
+InstrumentsDep = Annotated[Instruments, Depends(_from_state("instruments", Instruments))]
 
 
 async def get_existing_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:

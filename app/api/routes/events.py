@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from gantry.api.deps import EngineDep, ExistingJob, JobId, Reader, ReaderDep
 from gantry.api.sse import SSE_RESPONSE, event_json, stream
@@ -19,20 +19,38 @@ router = APIRouter(tags=["events"])
 PAGE = 1000
 
 
+class Cursor:
+    """Where a page or stream of events starts: ``after`` or an SSE client's Last-Event-ID."""
+
+    def __init__(
+        self,
+        after: Annotated[
+            int, Query(ge=0, le=2**62, description="Only events with a larger id.")
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=PAGE)] = PAGE,
+        follow: bool = False,
+        last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    ) -> None:
+        self.after = max(after, last_event_id or 0)
+        self.limit = limit
+        self.follow = follow
+
+
+CursorDep = Annotated[Cursor, Depends()]
+
+
+async def _events(engine: Engine, read: Reader, job_id: int | None, cursor: Cursor) -> Any:
+    if cursor.follow:
+        return stream(_live(engine, read, job_id, cursor.after))
+    return {
+        "items": await read(list_events, job_id=job_id, after_id=cursor.after, limit=cursor.limit)
+    }
+
+
 @router.get("/events", response_model=EventsPage, responses=SSE_RESPONSE)
-async def all_events(
-    engine: EngineDep,
-    read: ReaderDep,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE)] = PAGE,
-    follow: bool = False,
-    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
-) -> Any:
+async def all_events(engine: EngineDep, read: ReaderDep, cursor: CursorDep) -> Any:
     """Events of all jobs, oldest first; ``follow=true`` streams them live (SSE)."""
-    after = max(after, last_event_id or 0)
-    if follow:
-        return stream(_live(engine, read, None, after))
-    return {"items": await read(list_events, job_id=None, after_id=after, limit=limit)}
+    return await _events(engine, read, None, cursor)
 
 
 @router.get(
@@ -45,16 +63,10 @@ async def job_events(
     _: ExistingJob,
     engine: EngineDep,
     read: ReaderDep,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE)] = PAGE,
-    follow: bool = False,
-    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+    cursor: CursorDep,
 ) -> Any:
     """One job's events; ``follow=true`` streams them until the job has ended."""
-    after = max(after, last_event_id or 0)
-    if follow:
-        return stream(_live(engine, read, job_id, after))
-    return {"items": await read(list_events, job_id=job_id, after_id=after, limit=limit)}
+    return await _events(engine, read, job_id, cursor)
 
 
 async def _live(
