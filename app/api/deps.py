@@ -54,24 +54,38 @@ ReaderDep = Annotated[Reader, Depends(_from_state("reader", Reader))]
 InstrumentsDep = Annotated[Instruments, Depends(_from_state("instruments", Instruments))]
 
 
-async def get_existing_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:
-    """The job row of the path's ``job_id``; a job that does not exist is a 404."""
-    job = await read(get_job, job_id)
-    if job is None:
-        raise JobNotFound(job_id)
-    return job
+class JobRows:
+    """The row of a job that exists; one that does not is :class:`JobNotFound` (a 404).
+
+    Handed to routes as a dependency and called in their body: FastAPI checks
+    a route's query only after its dependencies ran, and a bad query must stay
+    a 422 even for a job that does not exist.
+    """
+
+    def __init__(self, read: Reader) -> None:
+        self._read = read
+
+    async def __call__(self, job_id: int) -> dict[str, Any]:
+        job = await self._read(get_job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
 
 
-#: The row of the job the path names (``/jobs/{job_id}/...``), known to exist.
-ExistingJob = Annotated[dict[str, Any], Depends(get_existing_job)]
+async def get_job_rows(read: ReaderDep) -> JobRows:
+    return JobRows(read)
+
+
+JobRowsDep = Annotated[JobRows, Depends(get_job_rows)]
 
 __all__ = [
     "CatalogDep",
     "Connection",
     "EngineDep",
-    "ExistingJob",
     "InstrumentsDep",
     "JobId",
+    "JobRows",
+    "JobRowsDep",
     "Reader",
     "ReaderDep",
     "SettingsDep",

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from gantry.api.deps import CatalogDep, EngineDep, ExistingJob, JobId
+from gantry.api.deps import CatalogDep, EngineDep, JobId, JobRowsDep
 from gantry.api.errors import unprocessable
 from gantry.api.sse import Event, dumps, follow, stream
 from gantry.instruments.schemas import DataPage
@@ -45,7 +45,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/{job_id}/data", response_model=DataPage, responses=RESPONSES)
 async def read_data(
     job_id: JobId,
-    job: ExistingJob,
+    jobs: JobRowsDep,
     engine: EngineDep,
     catalog: CatalogDep,
     format: Annotated[Literal["json", "csv", "netcdf"], Query()] = "json",
@@ -58,6 +58,7 @@ async def read_data(
     follow: bool = False,
 ) -> Any:
     """An instrument job's data: every sample stored so far, per role."""
+    job = await jobs(job_id)
     number = attempt or max(1, job["attempt"])
     # Where the data lives is the job's backend's to say, as for its logs.
     backend = catalog.running.get(job["backend"])

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from gantry.api.deps import EngineDep, ExistingJob, JobId, Reader, ReaderDep
+from gantry.api.deps import EngineDep, JobId, JobRowsDep, Reader, ReaderDep
 from gantry.api.sse import SSE_RESPONSE, event_json, stream
 from gantry.jobs.engine import Engine
 from gantry.jobs.states import TERMINAL
@@ -60,12 +60,13 @@ async def all_events(engine: EngineDep, read: ReaderDep, cursor: CursorDep) -> A
 )
 async def job_events(
     job_id: JobId,
-    _: ExistingJob,
+    jobs: JobRowsDep,
     engine: EngineDep,
     read: ReaderDep,
     cursor: CursorDep,
 ) -> Any:
     """One job's events; ``follow=true`` streams them until the job has ended."""
+    await jobs(job_id)  # a job that does not exist is a 404
     return await _events(engine, read, job_id, cursor)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Response
 
-from gantry.api.deps import EngineDep, ExistingJob, JobId
+from gantry.api.deps import EngineDep, JobId, JobRowsDep
 from gantry.api.sse import SSE_RESPONSE, Event, dumps, follow, stream
 from gantry.jobs.engine import Engine
 from gantry.schemas import ErrorBody, LogChunk
@@ -49,7 +49,7 @@ def _read(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
 )
 async def read_logs(
     job_id: JobId,
-    job: ExistingJob,
+    jobs: JobRowsDep,
     engine: EngineDep,
     stream_name: Annotated[Literal["stdout", "stderr"], Query(alias="stream")] = "stdout",
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
@@ -58,6 +58,7 @@ async def read_logs(
     follow: bool = False,
 ) -> Any:
     """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends."""
+    job = await jobs(job_id)
     path = engine.log_path(job_id, job["backend"], attempt or job["attempt"], stream_name)
     if follow:
         return stream(_follow(engine, job_id, path, offset))
