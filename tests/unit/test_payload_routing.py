@@ -4,8 +4,8 @@ and that backend checks the payload itself (``Backend.validate_payload``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -49,24 +49,28 @@ class PayloadBackend(CommandBackend):
         return {"steps": list(payload["steps"]), "checked": True}
 
 
-@dataclass
-class Request:
-    """A plain request: build_jobs needs no REST model."""
+#: Every field build_jobs reads, at the API's defaults.
+DEFAULTS: dict[str, Any] = {
+    "name": "job",
+    "backend": None,
+    "spec": None,
+    "payload": None,
+    "options": {},
+    "depends_on": [],
+    "env": {},
+    "working_dir": None,
+    "inputs": [],
+    "outputs": [],
+    "tags": [],
+    "priority": 0,
+    "max_retries": 0,
+    "retry_delay": 10.0,
+}
 
-    name: str = "job"
-    backend: str | None = None
-    spec: str | None = None
-    payload: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
-    depends_on: list[int | str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    priority: int = 0
-    max_retries: int = 0
-    retry_delay: float = 10.0
+
+def Request(**fields: Any) -> SimpleNamespace:
+    """A plain request: build_jobs needs no REST model."""
+    return SimpleNamespace(**(DEFAULTS | fields))
 
 
 def _catalog(tmp_path: Path, *classes: type[CommandBackend]) -> Catalog:
