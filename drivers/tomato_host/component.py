@@ -156,7 +156,7 @@ class Slot:
                 hung = True
                 await self.stop_tomato()
                 break
-            await anyio.sleep(max(WATCH_MIN, min(WATCH_MAX, interval / 4)))
+            await anyio.sleep(max(WATCH_MIN, min(WATCH_MAX, interval / 2)))
         async with self.drain_lock:  # the tail of the cache, tagged with this task
             tail = await call(self.limiter, self.driver.task_data, **self.kwargs())
             self._keep(tail.data if tail.success else None)
