@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 import time
 
+from bench_instruments import devices_toml as instruments_devices
 from bench_instruments import job, make_ready, wait_ended
 from common import Server, add_nice_arg, check, finish, scratch_dir, start_results
 
@@ -40,17 +41,9 @@ RSS_TARGET_MB = 200.0
 
 
 def devices_toml(pipelines: int) -> str:
-    channels = ", ".join(f'"{i}"' for i in range(pipelines))
-    text = (
-        '[[devices]]\nname = "counter"\ndriver = "tomato:example_counter"\n'
-        f'address = "bench"\nchannels = [{channels}]\n'
-    )
-    for i in range(pipelines):
-        text += (
-            f'\n[[pipelines]]\nname = "pip-{i}"\n'
-            f'components = [{{ role = "counter", device = "counter", channel = "{i}" }}]\n'
-        )
-    return text
+    """bench_instruments' devices file, with tomato's counter package as the driver."""
+    native = 'driver = "example_counter"'
+    return instruments_devices(pipelines).replace(native, 'driver = "tomato:example_counter"')
 
 
 def lost_points(stamps: list[float], interval: float, duration: float) -> int:
