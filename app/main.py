@@ -85,7 +85,7 @@ def create_app(
             raise
         config = ConfigStore(data_dir / "config.json")
         installed = (
-            discover()
+            discover(enabled=settings.enabled_backends)
             if backends is None
             else {
                 name: BackendEntry(name, f"{cls.__module__}:{cls.__qualname__}", cls, None)
