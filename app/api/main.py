@@ -16,6 +16,7 @@ from gantry.api.routes import (
     jobs,
     logs,
     pipelines,
+    workflows,
 )
 
 # GET needs the read scope, anything that changes state the submit scope.
@@ -29,6 +30,7 @@ api_router.include_router(drivers.router)
 api_router.include_router(devices.router)
 api_router.include_router(components.router)
 api_router.include_router(pipelines.router)
+api_router.include_router(workflows.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

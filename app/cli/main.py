@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gantry.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit
+from gantry.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit, workflow
 from gantry.cli.client import DEFAULT_URL, Runtime
 from gantry.cli.config import config_app
 from gantry.cli.db import db_app
@@ -51,7 +51,8 @@ app.command("serve")(serve.serve)
 app.command("submit", cls=submit.SubmitCommand)(submit.submit)
 app.command("submit-batch")(submit.submit_batch)
 app.command("list")(jobs.list_jobs)
-app.command("status", help="Alias of `list`; `status ID...` shows those jobs.")(jobs.list_jobs)
+app.command("status", **workflow.STATUS_SETTINGS)(workflow.status)
+app.command("run")(workflow.run)
 app.command("show")(jobs.show)
 app.command("events")(jobs.events)
 app.command("cancel")(jobs.cancel)

@@ -57,53 +57,61 @@ def _line_in(path: Path, exc: BaseException) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-def _execute(path: Path, obj: str) -> Any:
+def _run_file(gwf: Any, path: Path, obj: str) -> Any:
+    with _LOADING:
+        saved = list(sys.path)
+        try:
+            return gwf.Workflow.from_path(f"{path}:{obj}")
+        finally:
+            sys.path[:] = saved  # gwf leaves its entry behind when the file raises
+
+
+def _execute(path: Path, obj: str, shown: Path) -> Any:
     try:
         with warnings.catch_warnings():  # gwf 1.7 imports pkg_resources and distutils
             warnings.simplefilter("ignore", DeprecationWarning)
             import gwf
             from gwf.exceptions import GWFError
     except ImportError:
-        raise WorkflowLoadError(path, f"gwf is not installed: {INSTALL_HINT}") from None
+        raise WorkflowLoadError(shown, f"gwf is not installed: {INSTALL_HINT}") from None
     if path.suffix != ".py":
-        raise WorkflowLoadError(path, "a gwf workflow file is a Python file: name it *.py")
+        raise WorkflowLoadError(shown, "a gwf workflow file is a Python file: name it *.py")
     if not path.is_file():
-        raise WorkflowLoadError(path, "the workflow file does not exist: check the path")
-    saved = list(sys.path)
+        raise WorkflowLoadError(shown, "the workflow file does not exist: check the path")
     try:
-        with _LOADING:
-            workflow = gwf.Workflow.from_path(f"{path}:{obj}")
+        workflow = _run_file(gwf, path, obj)
     except SyntaxError as exc:
         raise WorkflowLoadError(
-            path, f"syntax error: {exc.msg}: fix the file", line=_line_in(path, exc)
+            shown, f"syntax error: {exc.msg}: fix the file", line=_line_in(path, exc)
         ) from None
     except GWFError as exc:
         message = exc.format_message()
         if "does not declare attribute" in message:
             message += f": define `{obj} = Workflow()` in the file, or give FILE.py:NAME"
-        raise WorkflowLoadError(path, message, line=_line_in(path, exc)) from None
+        raise WorkflowLoadError(shown, message, line=_line_in(path, exc)) from None
     except Exception as exc:  # the file's own code raised while it ran
         raise WorkflowLoadError(
-            path,
+            shown,
             f"the workflow raised {type(exc).__name__}: {exc}: fix the file",
             line=_line_in(path, exc),
         ) from None
-    finally:
-        sys.path[:] = saved  # gwf leaves its entry behind when the file raises
     if not isinstance(workflow, gwf.Workflow):
         raise WorkflowLoadError(
-            path, f"`{obj}` is a {type(workflow).__name__}, not a gwf Workflow: give FILE.py:NAME"
+            shown, f"`{obj}` is a {type(workflow).__name__}, not a gwf Workflow: give FILE.py:NAME"
         )
     return workflow
 
 
-def load_workflow(spec: str) -> LoadedWorkflow:
+def load_workflow(spec: str, *, shown_as: Path | None = None) -> LoadedWorkflow:
     """Run the workflow file (``file.py`` or ``file.py:obj``) and build gwf's graph.
 
-    Blocking: it executes the file and reads the file system.
+    ``shown_as``: the path errors name and the workflow is known by (an
+    uploaded file is run from a temporary name). Blocking: it executes the
+    file and reads the file system.
     """
     path, obj = split_path(spec)
-    workflow = _execute(path, obj)
+    shown = shown_as or path
+    workflow = _execute(path, obj, shown)
     from gwf import Graph
     from gwf.exceptions import GWFError
 
@@ -117,5 +125,5 @@ def load_workflow(spec: str) -> LoadedWorkflow:
             if "depends on itself" in message
             else "give each file a single producing target"
         )
-        raise WorkflowLoadError(path, f"{message} ({fix})", target=target) from None
-    return LoadedWorkflow(path, graph)
+        raise WorkflowLoadError(shown, f"{message} ({fix})", target=target) from None
+    return LoadedWorkflow(shown, graph)
