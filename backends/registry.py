@@ -51,7 +51,7 @@ def _load_gwf(ep: EntryPoint) -> BackendEntry:
         with warnings.catch_warnings():  # gwf 1.7 imports pkg_resources and distutils
             warnings.simplefilter("ignore", DeprecationWarning)
             cls = ep.load()
-            from gwf.backends import Backend as GwfBackend
+            from gwf.backends import Backend as GwfBackend  # type: ignore[import-untyped]
     except Exception as exc:
         return BackendEntry(name, ep.value, None, f"import failed: {type(exc).__name__}: {exc}")
     if not (isinstance(cls, type) and issubclass(cls, GwfBackend)):

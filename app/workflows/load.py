@@ -70,8 +70,8 @@ def _execute(path: Path, obj: str, shown: Path) -> Any:
     try:
         with warnings.catch_warnings():  # gwf 1.7 imports pkg_resources and distutils
             warnings.simplefilter("ignore", DeprecationWarning)
-            import gwf
-            from gwf.exceptions import GWFError
+            import gwf  # type: ignore[import-untyped]
+            from gwf.exceptions import GWFError  # type: ignore[import-untyped]
     except ImportError:
         raise WorkflowLoadError(shown, f"gwf is not installed: {INSTALL_HINT}") from None
     if path.suffix != ".py":

@@ -46,7 +46,7 @@ def gwf_scheduler(loaded: LoadedWorkflow) -> Iterator[Any]:
     dict; a long-lived server would keep every graph alive, so our entries
     are dropped afterwards.
     """
-    from gwf.core import CachedFilesystem, Scheduler
+    from gwf.core import CachedFilesystem, Scheduler  # type: ignore[import-untyped]
 
     scheduler = Scheduler(graph=loaded.graph, backend=None, filesystem=CachedFilesystem())
     try:
@@ -58,7 +58,7 @@ def gwf_scheduler(loaded: LoadedWorkflow) -> Iterator[Any]:
 
 
 def should_run(scheduler: Any, loaded: LoadedWorkflow, target: Any) -> bool:
-    from gwf.exceptions import GWFError
+    from gwf.exceptions import GWFError  # type: ignore[import-untyped]
 
     try:
         return bool(scheduler.should_run(target))
@@ -75,7 +75,7 @@ def select(loaded: LoadedWorkflow, patterns: Sequence[str]) -> list[Any]:
     targets = list(loaded.graph.targets.values())
     if not patterns:
         return sorted(targets, key=lambda t: t.order)
-    from gwf.filtering import filter_names
+    from gwf.filtering import filter_names  # type: ignore[import-untyped]
 
     for pattern in patterns:
         if not any(True for _ in filter_names(targets, [pattern])):

@@ -118,7 +118,7 @@ class GwfHostedBackend(Backend):
         gwf reads ``<name>.<key>`` (``local.port``) or ``backend.<name>.<key>``
         (``backend.slurm.log_mode``) from its global config; both are set.
         """
-        from gwf.conf import config
+        from gwf.conf import config  # type: ignore[import-untyped]
 
         for key, text in self.context.config.items():
             if key in OWN_KEYS:
@@ -190,7 +190,7 @@ class GwfHostedBackend(Backend):
         return True, f"hosting {self.label}"
 
     async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
-        from gwf import Target
+        from gwf import Target  # type: ignore[import-untyped]
 
         ref = target_name(job.job_id, job.attempt)
         run_dir = self.run_dir(ref)
@@ -225,7 +225,7 @@ class GwfHostedBackend(Backend):
 
     async def cancel(self, ref: str) -> None:
         from gwf import Target
-        from gwf.backends.exceptions import TargetError, UnsupportedOperationError
+        from gwf.backends.exceptions import TargetError, UnsupportedOperationError  # type: ignore[import-untyped]
 
         def cancel() -> None:
             self._open().cancel(Target.empty(ref))
@@ -244,7 +244,7 @@ class GwfHostedBackend(Backend):
 
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
         from gwf import Target
-        from gwf.backends import Status
+        from gwf.backends import Status  # type: ignore[import-untyped]
 
         def ask() -> dict[str, Any]:
             instance = self._fresh()
