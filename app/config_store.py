@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")  # gwf-<name> backends: hyphens
+# Segments after the first may hold hyphens: gwf backends are named gwf-<name>.
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_][a-z0-9_-]*)+$")
 ENV_PREFIX = "GANTRY_"
 
 

@@ -128,7 +128,7 @@ def test_unknown_target_missing_input_missing_file_and_missing_object(tmp_path: 
         plan_workflow(loaded, ["nope"])
     needy = write(
         tmp_path,
-        'from gwf import Workflow\ngwf = Workflow()\n'
+        "from gwf import Workflow\ngwf = Workflow()\n"
         'gwf.target("x", inputs=["in.txt"], outputs=[]) << "true"\n',
         "needy.py",
     )
