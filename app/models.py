@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from gantry.jobs.spec import DEFAULT_RETRY_DELAY
@@ -57,6 +57,13 @@ class Job(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    #: what the ended job cost, as its backend measured it (gantry.jobs.accounting)
+    cpu_user_seconds: float | None = None
+    cpu_system_seconds: float | None = None
+    max_rss_bytes: int | None = Field(default=None, sa_column=Column(BigInteger))
+    wall_seconds: float | None = None
+    driver_seconds: float | None = None
+    samples: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class JobDependency(SQLModel, table=True):

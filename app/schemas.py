@@ -185,6 +185,38 @@ class JobDetail(JobPublic):
     depends_on: list[int]
 
 
+class JobAccounting(BaseModel):
+    """What an ended job cost, as its backend measured it (null: not measured)."""
+
+    cpu_user_seconds: float | None = Field(description="CPU time in user mode, whole job.")
+    cpu_system_seconds: float | None = Field(description="CPU time in kernel mode, whole job.")
+    max_rss_bytes: int | None = Field(description="Peak resident memory.")
+    wall_seconds: float | None = Field(description="From start to end.")
+    driver_seconds: float | None = Field(description="Instrument jobs: time the driver worked.")
+    samples: int | None = Field(description="Instrument jobs: data points recorded.")
+
+
+class JobShown(JobDetail):
+    """One job as ``GET /jobs/{id}`` shows it, with its accounting once it ended."""
+
+    accounting: JobAccounting | None = None
+
+
+class StateStats(BaseModel):
+    jobs: int
+    measured: int = Field(description="Jobs whose backend measured their CPU time.")
+    cpu_hours: float = Field(description="User plus system CPU time of the measured jobs.")
+    peak_memory_bytes: int | None = Field(description="The largest peak of any one job.")
+    wall_hours: float
+
+
+class JobStats(StateStats):
+    """What the jobs (with ``tag``) cost: totals, and the same by state."""
+
+    tag: str | None
+    by_state: dict[State, StateStats]
+
+
 class JobSubmitted(JobDetail):
     """The stored job, with warnings about what was dropped from it."""
 

@@ -49,12 +49,30 @@ _FINAL = frozenset({BackendStatus.COMPLETED, BackendStatus.FAILED, BackendStatus
 
 
 @dataclass(frozen=True, slots=True)
+class Accounting:
+    """What one ended job cost, as far as its backend knows (None: not known).
+
+    Command jobs: CPU seconds in user and system mode of the job's whole
+    process tree, its peak resident memory in bytes, and its wall time.
+    Instrument jobs: the seconds their driver worked and the samples taken.
+    """
+
+    cpu_user: float | None = None
+    cpu_system: float | None = None
+    max_rss: int | None = None
+    wall: float | None = None
+    driver_time: float | None = None
+    samples: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     """One observation of a job by its backend.
 
     ``reason`` is a sentence for people ("walltime 00:00:01 exceeded");
     ``raw`` is the backend's own word for the state (a Slurm state, say), kept
-    so an UNKNOWN mapping can still be explained.
+    so an UNKNOWN mapping can still be explained. A final report may carry
+    the job's :class:`Accounting`; a backend that measures nothing leaves it None.
     """
 
     status: BackendStatus
@@ -63,6 +81,7 @@ class StatusReport:
     raw: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    accounting: Accounting | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from gantry.api.routes import (
     jobs,
     logs,
     pipelines,
+    stats,
     workflows,
 )
 
@@ -31,6 +32,7 @@ api_router.include_router(devices.router)
 api_router.include_router(components.router)
 api_router.include_router(pipelines.router)
 api_router.include_router(workflows.router)
+api_router.include_router(stats.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -12,6 +12,7 @@ from rich.text import Text
 from gantry.cli import render, wait
 from gantry.cli.client import GantryClient, Runtime
 from gantry.cli.errors import FAILED, CliError, guarded
+from gantry.cli.stats import accounting_text
 
 Opt = typer.Option
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
@@ -123,6 +124,7 @@ def details(job: dict[str, Any]) -> Table:
         ("started", render.local_time(job.get("started_at"))),
         ("ended", render.local_time(job.get("ended_at"))),
         ("duration", render.duration(job)),
+        ("accounting", accounting_text(job.get("accounting"))),
     ]
     for key, value in rows:
         grid.add_row(key, value)

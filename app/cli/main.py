@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from gantry.cli import backends, instrument_jobs, instruments, jobs, logs, serve, submit, workflow
+from gantry.cli import (
+    backends,
+    instrument_jobs,
+    instruments,
+    jobs,
+    logs,
+    serve,
+    stats,
+    submit,
+    workflow,
+)
 from gantry.cli.client import DEFAULT_URL, Runtime
 from gantry.cli.config import config_app
 from gantry.cli.db import db_app
@@ -56,6 +66,7 @@ app.command("run")(workflow.run)
 app.command("show")(jobs.show)
 app.command("events")(jobs.events)
 app.command("cancel")(jobs.cancel)
+app.command("stats")(stats.stats)
 app.command("logs")(logs.logs)
 app.command("backends")(backends.backends)
 app.command("submit-instrument")(instrument_jobs.submit_instrument)

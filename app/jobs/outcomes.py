@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from gantry.backends.base import BackendStatus, StatusReport
+from gantry.jobs.accounting import accounting_values
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.cancellation import Cancellation
 from gantry.jobs.gating import Gate
@@ -89,6 +90,7 @@ class Outcomes:
 
     def _ended(self, job: ActiveJob, report: StatusReport) -> None:
         values: dict[str, Any] = {"exit_code": report.exit_code, "ended_at": utc(report.ended_at)}
+        values.update(accounting_values(report.accounting))
         if report.started_at and job.state is not JobState.RUNNING:
             values["started_at"] = utc(report.started_at)
         if report.status is BackendStatus.COMPLETED:

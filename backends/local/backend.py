@@ -27,6 +27,8 @@ from gantry.backends.base import (
     StatusReport,
 )
 from gantry.backends.local.limits import OPTION_DEFAULTS, Limits, Request
+from gantry.backends.local.logfiles import open_logs
+from gantry.backends.local.memory import watch_memory
 from gantry.backends.local.pending import PendingQueue, Queued
 from gantry.backends.local.process import (
     PidfdUnsupported,
@@ -97,6 +99,7 @@ class LocalBackend(Backend):
                 for run in self._unwatched:
                     tg.start_soon(self._watch, run)
                 self._unwatched.clear()
+                tg.start_soon(watch_memory, self._running.values)
                 task_status.started()
                 await self._start_loop()
         finally:
@@ -363,26 +366,3 @@ def find_state(files: RunFiles) -> RunState | None:
         if pid is not None:
             state = RunState(pid)
     return state
-
-
-def open_logs(job: JobSubmission) -> tuple[int, int]:
-    """The job's stdout and stderr files, opened to append (made, with parents, if need be)."""
-    stdout_path = os.path.abspath(job.stdout_path)
-    stderr_path = os.path.abspath(job.stderr_path)
-    stdout = _open_append(stdout_path)
-    if stderr_path == stdout_path:
-        return stdout, stdout
-    try:
-        return stdout, _open_append(stderr_path)
-    except OSError:
-        os.close(stdout)
-        raise
-
-
-def _open_append(path: str) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-    try:
-        return os.open(path, flags, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, flags, 0o666)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import select
 import shutil
 import signal
@@ -33,6 +34,8 @@ from collections.abc import Mapping
 # job's logs already. A signal that came before the job started (its group had
 # no job yet) stops it from starting, with the code the job would have had.
 # `kill 0` at the end ends what the job left behind in its group, as Slurm does.
+# `times` (a builtin) records the CPU time of the job's process tree after the
+# exit code, for a server that did not start the job and cannot wait4 it.
 SUPERVISOR = """trap 'x=143' TERM; trap 'x=130' INT; trap 'x=129' HUP
 echo "$$" > "$1.state"
 if ! cd -- "$3"; then
@@ -44,7 +47,7 @@ else
   rc=$?
 fi
 kill -TERM 0
-echo "$rc" >> "$1.state"
+{ echo "$rc"; times; } >> "$1.state"
 """
 SUPERVISOR_NAME = "gantry-supervisor"  # its $0, so `ps` says what it is
 
@@ -173,10 +176,18 @@ def find_supervisor(base: str) -> int | None:
     return None
 
 
-def reap(pid: int) -> None:
-    """Collect the exit of a child of ours; other processes' are not ours to collect."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def reap(pid: int) -> resource.struct_rusage | None:
+    """Collect the exit of a child of ours, with what its process tree used.
+
+    wait4's rusage counts the supervisor and every descendant that was waited
+    for (the job's bash waits for its commands): the job's whole tree. None for
+    a process that is not our child (adopted after a restart).
+    """
+    try:
+        found, _, usage = os.wait4(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return usage if found == pid else None
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:

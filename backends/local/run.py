@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from gantry.backends.base import StatusReport
+from gantry.backends.base import Accounting, StatusReport
 from gantry.backends.local.limits import Request
 from gantry.backends.local.process import pidfd_exited, reap, signal_group, start_ticks
 from gantry.backends.local.rundir import KillRecord, RunFiles, final_report
@@ -39,6 +39,8 @@ class Run:
     scope: anyio.CancelScope
     kill: KillRecord | None = None
     signalled: bool = False
+    #: the most resident memory its processes were seen to hold (memory limits)
+    peak_rss: int = 0
 
     @classmethod
     def create(
@@ -115,11 +117,19 @@ class Run:
             await self.wait()
 
     def finish(self) -> StatusReport:
-        """Collect the ended supervisor and say how the job ended."""
-        reap(self.pid)
+        """Collect the ended supervisor and say how the job ended, and what it cost."""
+        usage = reap(self.pid)
         self.close()
         killed = self.kill if self.signalled else None
-        return final_report(self.files.read_state(), killed, self.started_at, time.time())
+        state = self.files.read_state()
+        measured = None
+        if usage is not None:  # ru_maxrss is KiB on Linux
+            peak = max(usage.ru_maxrss * 1024, self.peak_rss)
+            measured = Accounting(cpu_user=usage.ru_utime, cpu_system=usage.ru_stime, max_rss=peak)
+        elif state is not None and state.cpu is not None:  # adopted: not our child
+            user, system = state.cpu
+            measured = Accounting(user, system, max_rss=self.peak_rss or None)
+        return final_report(state, killed, self.started_at, time.time(), measured)
 
     def close(self) -> None:
         if self.pidfd is not None:

@@ -5,9 +5,13 @@ For the job key ``12.1``:
 - ``12.1.sh``: the job's spec, written by the server just before it starts;
 - ``12.1.state``: the supervisor's pid on the first line (its first act), then
   the job's exit code on the second (its last); a line counts once it ends in
-  a newline, and the file's mtime is then the job's end;
-- ``12.1.killed``: ``cancel`` or ``walltime <seconds>``, written by the server
-  just before it signals the job, so a later server knows why the job ended.
+  a newline, and the file's mtime is then the job's end. After the exit code,
+  the output of sh's ``times``: the supervisor's own CPU time, then that of
+  the job's process tree (every descendant that was waited for), so a later
+  server can still account for a job it did not start;
+- ``12.1.killed``: ``cancel``, ``walltime <seconds>`` or ``memory <limit
+  bytes> <seen bytes>``, written by the server just before it signals the
+  job, so a later server knows why the job ended.
 
 Flat files, not a directory per job, and one state file, not one per fact:
 creating an inode is the dearest thing a job does to the file system.
@@ -18,14 +22,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from gantry.backends.base import BackendStatus, StatusReport
-from gantry.backends.options import format_walltime
+from gantry.backends.base import Accounting, BackendStatus, StatusReport
+from gantry.backends.options import format_memory_mb, format_walltime
 
 _KEY = re.compile(r"[0-9]+\.[0-9]+")
+# One `times` line: user and system time, e.g. "0m1.250000s 0m0.040000s".
+_TIMES = re.compile(r"([0-9]+)m([0-9.]+)s ([0-9]+)m([0-9.]+)s")
 KILLED_BY_SIGKILL = 128 + signal.SIGKILL  # what a shell reports for a SIGKILLed command
 SUPERVISOR_DIED = "killed (supervisor died without recording an exit code)"
 
@@ -42,15 +48,30 @@ class RunState:
     pid: int
     exit_code: int | None = None
     ended_at: float | None = None  # the state file's mtime, once exit_code is in
+    #: (user, system) CPU seconds of the job's process tree, from `times`
+    cpu: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class KillRecord:
-    why: Literal["cancel", "walltime"]
+    why: Literal["cancel", "walltime", "memory"]
     walltime: int | None = None
+    #: memory: the job's limit, and the resident memory its processes held then
+    memory: int | None = None
+    seen: int | None = None
 
     def text(self) -> str:
+        if self.why == "memory":
+            return f"memory {self.memory} {self.seen}\n"
         return "cancel\n" if self.why == "cancel" else f"walltime {self.walltime}\n"
+
+    def reason(self) -> str:
+        if self.why == "memory":
+            return (
+                f"memory limit {format_memory_mb(self.memory or 0)} exceeded: its processes "
+                f"held {format_memory_mb(self.seen or 0)}; killed"
+            )
+        return f"walltime {format_walltime(self.walltime or 0)} exceeded; killed"
 
 
 def parse_state(text: str, mtime: float | None = None) -> RunState | None:
@@ -61,7 +82,13 @@ def parse_state(text: str, mtime: float | None = None) -> RunState | None:
     pid = int(lines[0])
     # A second line without its newline is still being written.
     if len(lines) >= 3 and lines[1].lstrip("-").isdigit():
-        return RunState(pid, int(lines[1]), mtime)
+        # times: the shell's own line, then its children's (the job's tree).
+        tree = _TIMES.fullmatch(lines[3].strip()) if len(lines) >= 5 else None
+        cpu = None
+        if tree is not None:
+            m_user, s_user, m_sys, s_sys = tree.groups()
+            cpu = (int(m_user) * 60 + float(s_user), int(m_sys) * 60 + float(s_sys))
+        return RunState(pid, int(lines[1]), mtime, cpu)
     return RunState(pid)
 
 
@@ -71,6 +98,8 @@ def parse_killed(text: str) -> KillRecord | None:
         return KillRecord("cancel")
     if len(fields) == 2 and fields[0] == "walltime" and fields[1].isdigit():
         return KillRecord("walltime", int(fields[1]))
+    if len(fields) == 3 and fields[0] == "memory" and fields[1].isdigit() and fields[2].isdigit():
+        return KillRecord("memory", memory=int(fields[1]), seen=int(fields[2]))
     return None
 
 
@@ -79,10 +108,29 @@ def final_report(
     killed: KillRecord | None,
     started_at: float | None = None,
     ended_at: float | None = None,
+    measured: Accounting | None = None,
 ) -> StatusReport:
-    """How a job ended. ``killed`` only if the server did signal it; ``ended_at``
-    defaults to the time the supervisor recorded the exit, if it did.
+    """How a job ended, with what it cost. ``killed`` only if the server did
+    signal it; ``ended_at`` defaults to the time the supervisor recorded the
+    exit, if it did. ``measured`` is what the server measured itself (wait4);
+    without it, the CPU times the supervisor recorded are used.
     """
+    report = _ending(state, killed, started_at, ended_at)
+    accounting = measured
+    if accounting is None and state is not None and state.cpu is not None:
+        accounting = Accounting(cpu_user=state.cpu[0], cpu_system=state.cpu[1])
+    if report.started_at is not None and report.ended_at is not None:
+        wall = max(0.0, report.ended_at - report.started_at)
+        accounting = replace(accounting or Accounting(), wall=wall)
+    return replace(report, accounting=accounting) if accounting is not None else report
+
+
+def _ending(
+    state: RunState | None,
+    killed: KillRecord | None,
+    started_at: float | None,
+    ended_at: float | None,
+) -> StatusReport:
     code = state.exit_code if state is not None else None
     if ended_at is None and state is not None:
         ended_at = state.ended_at
@@ -93,8 +141,9 @@ def final_report(
             return StatusReport(
                 BackendStatus.CANCELLED, code, "cancelled", "cancelled", started_at, ended_at
             )
-        reason = f"walltime {format_walltime(killed.walltime or 0)} exceeded; killed"
-        return StatusReport(BackendStatus.FAILED, code, reason, "walltime", started_at, ended_at)
+        return StatusReport(
+            BackendStatus.FAILED, code, killed.reason(), killed.why, started_at, ended_at
+        )
     if code is None:
         return StatusReport(
             BackendStatus.FAILED, None, SUPERVISOR_DIED, "no exit code", started_at, ended_at

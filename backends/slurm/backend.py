@@ -10,7 +10,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +42,7 @@ from gantry.backends.slurm.submission import (
     sbatch_argv,
     sbatch_environment,
 )
+from gantry.backends.slurm.tracking import PollStats, Watch, merge_sacct, sacct_turn
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,6 @@ PASSED_ENV = frozenset({"SLURM_CONF", "SLURM_CLUSTERS"})
 
 #: scancel/squeue messages that mean "no such job (any more)": not an error.
 GONE = ("invalid job id", "already completing or completed", "job has already finished")
-
-
-@dataclass(slots=True)
-class PollStats:
-    """What the poller did; the benchmark reads it."""
-
-    cycles: int = 0
-    commands: int = 0
-    max_commands_per_cycle: int = 0
-    seconds: float = 0.0
-    max_seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class _Watch:
-    last: BackendStatus | None
-    missing_since: float | None = None  # since when sacct, asked, did not know it
-    asked: float = 0.0  # when sacct was last asked about it
 
 
 class SlurmBackend(Backend):
@@ -84,7 +66,7 @@ class SlurmBackend(Backend):
         #: Every Slurm command this backend ran, by name (for the benchmark).
         self.commands = SlurmCommands(self.settings.command_timeout)
         self.poll_stats = PollStats()
-        self._tracked: dict[str, _Watch] = {}
+        self._tracked: dict[str, Watch] = {}
         self._wake: anyio.Event | None = None
         self._fast_left = 0
         self._last_poll = 0.0
@@ -92,6 +74,7 @@ class SlurmBackend(Backend):
         self._submit_slots: anyio.Semaphore | None = None
         self._log_dirs: set[Path] = set()
         self._last_poll_error: str | None = None
+        self._last_sacct_error: str | None = None
 
     # --- contract ----------------------------------------------------------------------
 
@@ -113,7 +96,7 @@ class SlurmBackend(Backend):
             raise BackendError(str(exc)) from None
         await self._make_log_dirs(job.stdout_path.parent, job.stderr_path.parent)
         ref = await self._sbatch(argv, batch_script(job.spec), env, job.key)
-        self._tracked[ref] = _Watch(last=BackendStatus.SUBMITTED)
+        self._tracked[ref] = Watch(last=BackendStatus.SUBMITTED)
         self._hurry()
         return ref
 
@@ -122,7 +105,7 @@ class SlurmBackend(Backend):
         result = await self.commands.run(["scancel", ref])
         if not result.ok and not _gone(result):
             raise BackendError(f"scancel {ref} failed: {result.message}")
-        self._tracked.setdefault(ref, _Watch(last=None))  # so its end gets reported
+        self._tracked.setdefault(ref, Watch(last=None))  # so its end gets reported
         self._hurry()
 
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
@@ -132,7 +115,7 @@ class SlurmBackend(Backend):
         return {ref: found[ref].report() if ref in found else unknown for ref in checked}
 
     async def adopt(self, job: JobSubmission, ref: str) -> None:
-        self._tracked.setdefault(_checked_ref(ref), _Watch(last=None))
+        self._tracked.setdefault(_checked_ref(ref), Watch(last=None))
         self._hurry()
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
@@ -207,7 +190,7 @@ class SlurmBackend(Backend):
             return
         started = time.monotonic()
         try:
-            found, asked = await self._poll_query(refs)
+            found, asked, waiting = await self._poll_query(refs)
         except BackendError as exc:
             if str(exc) != self._last_poll_error:
                 log.warning("polling Slurm failed (will retry): %s", exc)
@@ -217,30 +200,39 @@ class SlurmBackend(Backend):
         self.poll_stats.seconds += took
         self.poll_stats.max_seconds = max(self.poll_stats.max_seconds, took)
         self._last_poll_error = None
-        self._take(refs, found, asked)
+        self._take(refs, found, asked, waiting)
 
-    async def _poll_query(self, refs: list[str]) -> tuple[dict[str, SlurmJob], list[str]]:
-        """squeue for all refs; sacct for at most one argv-full of the rest, least recently
-        asked first. Returns what was found and whom sacct was asked about."""
+    async def _poll_query(self, refs: list[str]) -> tuple[dict[str, SlurmJob], list[str], set[str]]:
+        """squeue for all refs; sacct for at most one argv-full of those it no longer has
+        or saw end, least recently asked first. Returns what was found, whom sacct was
+        asked about, and the ends whose accounting sacct does not have yet."""
         used = 1
+        waiting: set[str] = set()
         try:
             found = await self._squeue_ids(refs)
-            never = 0.0
-            asked = sorted(
-                (ref for ref in refs if ref not in found),
-                key=lambda r: w.asked if (w := self._tracked.get(r)) else never,
-            )[:MAX_IDS_IN_ARGV]
+            asked = sacct_turn(self._tracked, refs, found)[:MAX_IDS_IN_ARGV]
             if asked:
                 used += 1
-                found |= await self._sacct_ids(asked)
-            return found, asked
+                try:
+                    waiting = merge_sacct(found, await self._sacct_ids(asked))
+                except BackendError as exc:
+                    # squeue's ends still count, without accounting; sacct's silence does not.
+                    if str(exc) != self._last_sacct_error:
+                        log.warning("sacct failed (ends are reported without accounting): %s", exc)
+                    self._last_sacct_error = str(exc)
+                    asked = []
+                else:
+                    self._last_sacct_error = None
+            return found, asked, waiting
         finally:
             stats = self.poll_stats
             stats.cycles += 1
             stats.commands += used
             stats.max_commands_per_cycle = max(stats.max_commands_per_cycle, used)
 
-    def _take(self, refs: list[str], found: dict[str, SlurmJob], asked: list[str]) -> None:
+    def _take(
+        self, refs: list[str], found: dict[str, SlurmJob], asked: list[str], waiting: set[str]
+    ) -> None:
         """Report what moved; drop ended jobs, and jobs Slurm no longer knows at all."""
         now = time.monotonic()
         asked_set = set(asked)
@@ -262,6 +254,10 @@ class SlurmBackend(Backend):
                     ))  # fmt: skip
                 continue
             watch.missing_since = None
+            if ref in waiting:  # ended; its accounting is on its way to sacct
+                watch.ended_since = watch.ended_since or now
+                if now - watch.ended_since < self.settings.accounting_wait:
+                    continue
             report = job.report()
             if report.status.is_final:
                 del self._tracked[ref]

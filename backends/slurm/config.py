@@ -9,6 +9,9 @@
 - ``command_timeout`` (s, default 30) for every Slurm command;
 - ``forget_after`` (s, default 60): a tracked job that neither squeue nor
   sacct knows for that long is reported UNKNOWN and dropped;
+- ``accounting_wait`` (s, default 5): how long an end squeue saw waits for
+  sacct's record of it (its CPU time and peak memory) before it is reported
+  without them;
 - ``job_name_prefix`` (default ``gantry``): jobs are named ``<prefix>-<key>``;
   give each gantry server sharing a Slurm user its own prefix;
 - a default for any job option: ``account``, ``queue``, ``qos``, ...
@@ -34,6 +37,7 @@ class SlurmSettings:
     submit_concurrency: int = 16
     command_timeout: float = 30.0
     forget_after: float = 60.0
+    accounting_wait: float = 5.0
     job_name_prefix: str = "gantry"
     option_defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -42,7 +46,7 @@ class SlurmSettings:
         """Read the config strings; BackendError names a bad key and the fix."""
         settings = cls()
         for key in ("poll_interval", "fast_poll_interval", "retry_delay", "command_timeout",
-                    "forget_after"):  # fmt: skip
+                    "forget_after", "accounting_wait"):  # fmt: skip
             if key in config:
                 setattr(settings, key, _number(config, key, float, 0.01))
         for key in ("fast_poll_cycles", "submit_retries", "submit_concurrency"):

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gantry.backends.base import StatusReport
+from gantry.backends.base import Accounting, StatusReport
 from gantry.backends.slurm.states import (
     ExitInfo,
+    parse_cpu_time,
     parse_exit_code,
+    parse_memory,
     parse_time,
     parse_wait_status,
     to_report,
@@ -29,7 +31,12 @@ MAX_IDS_IN_ARGV = 2000
 
 # Name comes last: it is the one field a user could fill with "|".
 SQUEUE_FIELDS = "JobID:|,State:|,exit_code:|,Reason:|,StartTime:|,EndTime:|,Name:|"
-SACCT_FIELDS = "JobIDRaw,State,ExitCode,Reason,Start,End,JobName"
+# UserCPU + SystemCPU is TotalCPU, split; MaxRSS is per step (needs
+# JobAcctGatherType=jobacct_gather/linux or cgroup, else it is empty).
+SACCT_FIELDS = (
+    "JobIDRaw,State,ExitCode,Reason,Start,End,UserCPU,SystemCPU,MaxRSS,ElapsedRaw,JobName"
+)
+_SACCT_COUNT = SACCT_FIELDS.count(",") + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +50,14 @@ class SlurmJob:
     started_at: float | None
     ended_at: float | None
     name: str
+    #: sacct only: what the job cost (on its final report)
+    accounting: Accounting | None = None
 
     def report(self) -> StatusReport:
-        return to_report(self.state, self.exit, self.reason, self.started_at, self.ended_at)
+        report = to_report(self.state, self.exit, self.reason, self.started_at, self.ended_at)
+        if self.accounting is not None and report.status.is_final:
+            return replace(report, accounting=self.accounting)
+        return report
 
 
 def squeue_argv(ids: Sequence[str] | None = None, names: Sequence[str] | None = None) -> list[str]:
@@ -91,36 +103,42 @@ def parse_sacct(text: str) -> dict[str, SlurmJob]:
     """One SlurmJob per allocation; the exit code comes from its batch step when there is one.
 
     The allocation's ExitCode is 0:0 for a job Slurm killed; the batch step
-    says which signal killed the script.
+    says which signal killed the script. CPU times and the elapsed time are
+    the allocation's (its steps summed), peak memory the largest of its steps'.
     """
     jobs: dict[str, SlurmJob] = {}
     batch_exits: dict[str, ExitInfo] = {}
+    peaks: dict[str, int] = {}
     for line in text.splitlines():
-        parts = line.split("|", 6)
-        if len(parts) != 7:
+        parts = line.split("|", _SACCT_COUNT - 1)
+        if len(parts) != _SACCT_COUNT:
             if line.strip():
                 log.warning("ignoring sacct line %r", line)
             continue
-        job_id, state, code, reason, start, end, name = parts
+        job_id, state, code, reason, start, end, user, system, rss, elapsed, name = parts
         base, _, step = job_id.partition(".")
         exit_info = parse_exit_code(code)
+        peak = parse_memory(rss)
+        if step and peak is not None:
+            peaks[base] = max(peaks.get(base, 0), peak)
         if step == "batch":
             if exit_info is not None:
                 batch_exits[base] = exit_info
         elif not step and base:
+            wall = float(elapsed) if elapsed.isdigit() else None
+            measured: Accounting | None = Accounting(
+                parse_cpu_time(user), parse_cpu_time(system), wall=wall
+            )
             jobs[base] = SlurmJob(
-                base, state, exit_info, reason, parse_time(start), parse_time(end), name
-            )
-    for job_id, exit_info in batch_exits.items():
-        job = jobs.get(job_id)
-        if job is not None:
-            jobs[job_id] = SlurmJob(
-                job.job_id,
-                job.state,
-                exit_info,
-                job.reason,
-                job.started_at,
-                job.ended_at,
-                job.name,
-            )
+                base, state, exit_info, reason, parse_time(start), parse_time(end), name,
+                measured,
+            )  # fmt: skip
+    for job_id, job in jobs.items():
+        exit_info = batch_exits.get(job_id, job.exit)
+        accounting = job.accounting
+        if accounting is not None and job_id in peaks:
+            accounting = replace(accounting, max_rss=peaks[job_id])
+        if accounting == Accounting():
+            accounting = None
+        jobs[job_id] = replace(job, exit=exit_info, accounting=accounting)
     return jobs

@@ -153,3 +153,35 @@ def to_report(
         started_at=started_at,
         ended_at=ended_at if final else None,
     )
+
+
+_MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+
+
+def parse_cpu_time(text: str) -> float | None:
+    """sacct's CPU times (``[DD-][HH:]MM:SS[.mmm]``, e.g. ``00:01.245``) in seconds."""
+    text = text.strip()
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    try:
+        seconds = float(parts[-1])
+        minutes = int(parts[-2]) if len(parts) >= 2 else 0
+        hours = int(parts[-3]) if len(parts) >= 3 else 0
+        whole_days = int(days) if days else 0
+    except ValueError:
+        return None
+    if len(parts) > 3 or not text:
+        return None
+    return ((whole_days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def parse_memory(text: str) -> int | None:
+    """sacct's MaxRSS (``221336K``, ``1.50G``, ``0``) in bytes; None if empty."""
+    text = text.strip().upper()
+    number, unit = (text[:-1], text[-1]) if text[-1:].isalpha() else (text, "")
+    if unit not in _MEMORY_UNITS:
+        return None
+    try:
+        return int(float(number) * _MEMORY_UNITS[unit])
+    except ValueError:
+        return None

@@ -176,3 +176,39 @@ async def test_unsupported_options_warn_and_the_job_still_runs(
         job = await run(client, tmp_path / "work", spec="true", options={"colour": "blue"})
         assert any("'colour'" in w for w in job["warnings"])
         await wait(client, job, "completed")
+
+
+# A job that holds 200 MiB and burns 1 CPU-second, in a grandchild of its
+# shell (a subshell's python): the accounting is the whole tree's. It holds
+# the memory a while after, so Slurm's 1 s sampling of MaxRSS sees it.
+BURN_AND_HOLD = """( python3 -c '
+import time
+held = bytearray(200 * 1024 * 1024)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+while time.process_time() < 1.0:
+    pass
+time.sleep(1.5)
+' )
+"""
+
+
+async def test_an_ended_job_records_its_cpu_time_and_peak_memory(
+    serve: Callable[[], Any], tmp_path: Path
+) -> None:
+    async with serve() as (client, _):
+        job = await run(client, tmp_path / "work", spec=BURN_AND_HOLD, tags=["costly"])
+        done = await wait(client, job, "completed", "failed")
+        assert done["state"] == "completed", done["reason"]
+        cost = done["accounting"]
+        cpu = cost["cpu_user_seconds"] + cost["cpu_system_seconds"]
+        assert 0.8 <= cpu <= 1.5
+        assert cost["max_rss_bytes"] >= 200 * 1024 * 1024
+        assert cost["wall_seconds"] >= 2
+        other = await run(client, tmp_path / "work", spec="true")
+        await wait(client, other, "completed")
+        stats = (await client.get(f"{API}/stats", params={"tag": "costly"})).json()
+    assert (stats["jobs"], stats["measured"]) == (1, 1)
+    assert stats["cpu_hours"] == pytest.approx(cpu / 3600)
+    assert stats["peak_memory_bytes"] == cost["max_rss_bytes"]
+    assert stats["by_state"]["completed"]["jobs"] == 1

@@ -508,3 +508,34 @@ def test_backends_table_and_json(server: FakeServer) -> None:
         "walltime=(none)",
     ]
     assert json.loads(server.run("backends", "--json").stdout) == infos
+
+
+# --- accounting and stats -------------------------------------------------------------
+
+
+def test_show_prints_the_accounting_of_an_ended_job(server: FakeServer) -> None:
+    accounting = {
+        "cpu_user_seconds": 0.9,
+        "cpu_system_seconds": 0.12,
+        "max_rss_bytes": 220 * 1024 * 1024,
+        "wall_seconds": 2.5,
+        "driver_seconds": None,
+        "samples": None,
+    }
+    server.on("GET", "/api/v1/jobs/3", body=_job(3, "completed", accounting=accounting))
+    result = server.run("show", "3")
+    assert result.exit_code == 0
+    assert "cpu 0.90s user + 0.12s sys, peak memory 220.0 MiB, wall 2.5s" in result.stdout
+
+
+def test_stats_prints_totals_and_states(server: FakeServer) -> None:
+    entry = {"jobs": 2, "measured": 2, "cpu_hours": 0.5, "peak_memory_bytes": 2048,
+             "wall_hours": 1.0}  # fmt: skip
+    body = {"tag": "exp", **entry, "by_state": {"completed": entry}}
+    server.on("GET", "/api/v1/stats", body=body)
+    result = server.run("stats", "--tag", "exp")
+    assert result.exit_code == 0
+    assert server.requests[-1].url.params["tag"] == "exp"
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["completed", "2", "2", "0.5000", "2.0", "KiB", "1.0000"]
+    assert lines[2].split()[0] == "total"

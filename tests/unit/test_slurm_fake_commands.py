@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from gantry.backends.base import (
+    Accounting,
     BackendContext,
     BackendError,
     BackendStatus,
@@ -296,8 +297,8 @@ def test_validate_options_raises_value_error(tmp_path: Path) -> None:
 async def test_status_asks_squeue_then_sacct_for_the_rest(fake: FakeSlurm, tmp_path: Path) -> None:
     fake.answer("squeue", {"stdout": "10|RUNNING|0|None|1700000000|NONE|gantry-1.1|\n"})
     fake.answer("sacct", {"stdout": (
-        "11|COMPLETED|0:0|None|1700000000|1700000005|gantry-2.1\n"
-        "11.batch|COMPLETED|0:0||1700000000|1700000005|batch\n")})  # fmt: skip
+        "11|COMPLETED|0:0|None|1700000000|1700000005|||||gantry-2.1\n"
+        "11.batch|COMPLETED|0:0||1700000000|1700000005|||||batch\n")})  # fmt: skip
     got = await make_backend(tmp_path).status(["10", "11", "12"])
     assert got["10"].status is BackendStatus.RUNNING
     assert (got["11"].status, got["11"].exit_code, got["11"].ended_at) == (
@@ -311,7 +312,7 @@ async def test_status_asks_squeue_then_sacct_for_the_rest(fake: FakeSlurm, tmp_p
 
 async def test_squeue_invalid_job_id_means_gone(fake: FakeSlurm, tmp_path: Path) -> None:
     fake.answer("squeue", {"rc": 1, "stderr": "slurm_load_jobs error: Invalid job id specified\n"})
-    fake.answer("sacct", {"stdout": "3|TIMEOUT|0:0|None|1|61|gantry-3.1\n"})
+    fake.answer("sacct", {"stdout": "3|TIMEOUT|0:0|None|1|61|||||gantry-3.1\n"})
     got = await make_backend(tmp_path).status(["3"])
     assert (got["3"].status, got["3"].reason) == (BackendStatus.FAILED, "walltime exceeded")
 
@@ -336,7 +337,8 @@ async def test_poller_reports_each_change_once_and_stops_at_the_end(
     assert reports.of(ref) == [BackendStatus.RUNNING, BackendStatus.FAILED]
     assert (final.exit_code, final.reason, final.raw) == (3, "exited 3", "FAILED")
     assert len(fake.calls("squeue")) == 4
-    assert fake.calls("sacct") == []
+    # asked once about the end (for its accounting); it knew nothing, so no wait
+    assert len(fake.calls("sacct")) == 1
 
 
 async def test_unknown_state_is_reported_as_unknown_with_raw(
@@ -357,7 +359,9 @@ async def test_many_tracked_jobs_cost_at_most_two_commands_per_cycle(
     refs = [str(i) for i in range(1000, 2000)]
     running_lines = "".join(f"{r}|RUNNING|0|None|1|NONE|gantry-{r}.1|\n" for r in refs[:600])
     fake.answer("squeue", {"stdout": running_lines})
-    fake.answer("sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|x\n" for r in refs[600:])})
+    fake.answer(
+        "sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|||||x\n" for r in refs[600:])}
+    )
     reports = Reports()
     backend = make_backend(tmp_path, reports, poll_interval="0.05")
     async with running(backend):
@@ -456,9 +460,9 @@ async def test_cancel_reports_real_failures(fake: FakeSlurm, tmp_path: Path) -> 
 async def test_lookup_by_job_name_in_squeue_then_sacct(fake: FakeSlurm, tmp_path: Path) -> None:
     fake.answer("squeue", {"stdout": "20|RUNNING|0|None|1|NONE|gantry-1.1|\n"})
     fake.answer("sacct", {"stdout": (
-        "15|FAILED|1:0|None|1|2|gantry-2.1\n"
-        "18|COMPLETED|0:0|None|1|2|gantry-2.1\n"
-        "18.batch|COMPLETED|0:0||1|2|batch\n")})  # fmt: skip
+        "15|FAILED|1:0|None|1|2|||||gantry-2.1\n"
+        "18|COMPLETED|0:0|None|1|2|||||gantry-2.1\n"
+        "18.batch|COMPLETED|0:0||1|2|||||batch\n")})  # fmt: skip
     found = await make_backend(tmp_path).lookup(["1.1", "2.1", "3.1"])
     assert found == {"1.1": "20", "2.1": "18"}  # the newest submission of a name
     assert "--name=gantry-1.1,gantry-2.1,gantry-3.1" in fake.calls("squeue")[0]["argv"]
@@ -482,7 +486,7 @@ async def test_sacct_takes_turns_when_too_many_jobs_left_squeue(
     monkeypatch.setattr("gantry.backends.slurm.backend.MAX_IDS_IN_ARGV", 3)
     refs = ["31", "32", "33", "34", "35"]
     fake.answer("squeue", {"stdout": ""})
-    fake.answer("sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|x\n" for r in refs)})
+    fake.answer("sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|||||x\n" for r in refs)})
     reports = Reports()
     backend = make_backend(tmp_path, reports)
     for ref in refs:
@@ -527,3 +531,52 @@ async def test_a_cancelled_job_is_watched_until_it_ends(fake: FakeSlurm, tmp_pat
         await backend.cancel("91")  # e.g. found by lookup, never adopted
         report = await reports.wait_final("91")
     assert report.status is BackendStatus.CANCELLED
+
+
+# --- accounting ------------------------------------------------------------------------
+
+ENDED_IN_SQUEUE = {"stdout": "80|COMPLETED|0|None|1|2|gantry-8.1|\n"}
+RUNNING_IN_SACCT = {"stdout": "80|RUNNING|0:0|None|1|Unknown|00:00:00|00:00:00||1|gantry-8.1\n"}
+ENDED_IN_SACCT = {"stdout": (
+    "80|COMPLETED|0:0|None|1|2|00:01.000|00:00.500||1|gantry-8.1\n"
+    "80.batch|COMPLETED|0:0||1|2|00:01.000|00:00.500|2048K|1|batch\n")}  # fmt: skip
+
+
+async def test_an_end_squeue_saw_waits_for_its_accounting_in_sacct(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    fake.answer("squeue", ENDED_IN_SQUEUE)
+    fake.answer("sacct", RUNNING_IN_SACCT, ENDED_IN_SACCT)
+    reports = Reports()
+    backend = make_backend(tmp_path, reports)
+    await backend.adopt(job(tmp_path), "80")
+    await backend.poll_once()
+    assert reports.of("80") == []  # slurmdbd lags: not reported yet
+    await backend.poll_once()
+    ((_, final),) = reports.items
+    assert final.status is BackendStatus.COMPLETED
+    assert final.accounting == Accounting(1.0, 0.5, 2048 * 1024, 1.0)
+    assert backend.poll_stats.max_commands_per_cycle == 2
+
+
+async def test_an_end_is_reported_without_accounting_when_sacct_cannot_say(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    fake.answer("squeue", ENDED_IN_SQUEUE)
+    fake.answer("sacct", error("sacct", "Slurm accounting storage is disabled"))
+    reports = Reports()
+    backend = make_backend(tmp_path, reports)
+    await backend.adopt(job(tmp_path), "80")
+    await backend.poll_once()
+    ((_, final),) = reports.items
+    assert (final.status, final.accounting) == (BackendStatus.COMPLETED, None)
+    # sacct that keeps lagging is waited for only accounting_wait seconds
+    fake.answer("sacct", RUNNING_IN_SACCT)
+    reports = Reports()
+    backend = make_backend(tmp_path, reports, accounting_wait="0.05")
+    await backend.adopt(job(tmp_path), "80")
+    await backend.poll_once()
+    assert reports.items == []
+    await anyio.sleep(0.1)
+    await backend.poll_once()
+    assert [r.status for _, r in reports.items] == [BackendStatus.COMPLETED]

@@ -14,7 +14,7 @@ from gantry.backends.slurm.queries import (
     sacct_argv,
     squeue_argv,
 )
-from gantry.backends.slurm.states import ExitInfo
+from gantry.backends.slurm.states import ExitInfo, parse_cpu_time, parse_memory
 
 # As squeue 22.05 prints it with --Format=...:| (SLURM_TIME_FORMAT=%s).
 SQUEUE = """\
@@ -26,14 +26,14 @@ SQUEUE = """\
 
 # As sacct 22.05 prints it with --parsable2 --noheader.
 SACCT = """\
-1|FAILED|1:0|None|1795308364|1795308364|gantry-1.1
-1.batch|FAILED|1:0||1795308364|1795308364|batch
-4|CANCELLED by 0|0:0|None|1795308376|1795308376|gantry-4.1
-4.batch|CANCELLED|0:15||1795308376|1795308376|batch
-4.extern|COMPLETED|0:0||1795308376|1795308376|extern
-7|PENDING|0:0|Dependency|Unknown|Unknown|gantry-7.1
-8|TIMEOUT|0:0|None|1795308388|1795308450|gantry-8.1
-8.batch|CANCELLED|0:15||1795308388|1795308451|batch
+1|FAILED|1:0|None|1795308364|1795308364|||||gantry-1.1
+1.batch|FAILED|1:0||1795308364|1795308364|||||batch
+4|CANCELLED by 0|0:0|None|1795308376|1795308376|||||gantry-4.1
+4.batch|CANCELLED|0:15||1795308376|1795308376|||||batch
+4.extern|COMPLETED|0:0||1795308376|1795308376|||||extern
+7|PENDING|0:0|Dependency|Unknown|Unknown|||||gantry-7.1
+8|TIMEOUT|0:0|None|1795308388|1795308450|||||gantry-8.1
+8.batch|CANCELLED|0:15||1795308388|1795308451|||||batch
 """
 
 
@@ -86,3 +86,34 @@ def test_sacct_argv() -> None:
     by_name = sacct_argv(names=["gantry-1.1"])
     assert "--name=gantry-1.1" in by_name
     assert any(a.startswith("--starttime=") for a in by_name)  # else only since midnight
+
+
+def test_parse_sacct_reads_the_accounting_of_an_ended_job() -> None:
+    # sacct 22.05 with jobacct_gather/linux: CPU on the allocation, MaxRSS per step.
+    text = (
+        "146|COMPLETED|0:0||1795308364|1795308366|00:00.343|00:00.901||2|gantry-3.1\n"
+        "146.batch|COMPLETED|0:0||1795308364|1795308366|00:00.343|00:00.901|221336K|2|batch\n"
+        "146.extern|COMPLETED|0:0||1795308364|1795308366|00:00:00|00:00:00|1024K|2|extern\n"
+        "147|RUNNING|0:0|None|1795308364|Unknown|00:00:00|00:00:00||5|gantry-4.1\n"
+    )
+    jobs = parse_sacct(text)
+    accounting = jobs["146"].report().accounting
+    assert accounting is not None
+    assert (accounting.cpu_user, accounting.cpu_system) == (0.343, 0.901)
+    assert (accounting.max_rss, accounting.wall) == (221336 * 1024, 2.0)
+    assert jobs["147"].report().accounting is None  # only an end carries it
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("00:01.245", 1.245), ("01:02:03", 3723.0), ("2-01:00:00", 176400.0), ("", None)],
+)
+def test_parse_cpu_time(text: str, seconds: float | None) -> None:
+    assert parse_cpu_time(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"), [("221336K", 221336 * 1024), ("1.5G", 3 * 2**29), ("0", 0), ("", None)]
+)
+def test_parse_memory(text: str, amount: int | None) -> None:
+    assert parse_memory(text) == amount

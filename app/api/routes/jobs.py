@@ -20,7 +20,7 @@ from gantry.schemas import (
     JobBatchCreate,
     JobBatchSubmitted,
     JobCreate,
-    JobDetail,
+    JobShown,
     JobsPage,
     JobSubmitted,
     State,
@@ -124,7 +124,7 @@ async def list_jobs_page(
     return {"items": rows, "next_before": next_before}
 
 
-@router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+@router.get("/{job_id}", response_model=JobShown, responses=NOT_FOUND)
 async def show_job(job_id: JobId, read: ReaderDep) -> dict[str, Any]:
     row = await read(get_job_detail, job_id)
     if row is None:

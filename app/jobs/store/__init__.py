@@ -27,6 +27,7 @@ from gantry.jobs.store.records import (
     new_job_row,
 )
 from gantry.jobs.store.sqlite import bulk_insert
+from gantry.jobs.store.stats import job_stats
 from gantry.jobs.store.write import apply_transitions, insert_job_groups, insert_jobs
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "insert_job_groups",
     "insert_jobs",
     "job_states",
+    "job_stats",
     "list_events",
     "list_jobs",
     "load_active",

@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
 )
 
+from gantry.jobs.accounting import accounting_of_row
 from gantry.jobs.states import ACTIVE
 from gantry.jobs.store.records import ActiveRows
 from gantry.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag
@@ -49,11 +50,12 @@ def get_job(conn: Connection, job_id: int) -> dict[str, Any] | None:
 
 
 def get_job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
-    """A job with its ``depends_on`` ids, in one read."""
+    """A job with its ``depends_on`` ids and its ``accounting``, in one read."""
     row = get_job(conn, job_id)
     if row is None:
         return None
-    return {**row, "depends_on": get_dependencies(conn, [job_id]).get(job_id, [])}
+    depends_on = get_dependencies(conn, [job_id]).get(job_id, [])
+    return {**row, "depends_on": depends_on, "accounting": accounting_of_row(row)}
 
 
 def get_dependencies(conn: Connection, job_ids: Sequence[int]) -> dict[int, list[int]]:

@@ -16,8 +16,12 @@ from sqlalchemy import Connection, Table, insert
 
 
 def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> list[int]:
-    """Insert rows given column by column (every column but ``id``); their new ids."""
-    names = [c.name for c in table.c if c.name != "id"]
+    """Insert rows given column by column; their new ids.
+
+    Columns not given (``id``, and those only set later, such as a job's
+    accounting) are left to their defaults: NULL, or NOT NULL's refusal.
+    """
+    names = [c.name for c in table.c if c.name != "id" and c.name in columns]
     values = [columns[name] for name in names]
     count = len(values[0])
     if not count:
