@@ -330,7 +330,9 @@ def build_instruments(
         report=report,
         wake=wake,
     )
-    host = DriverHost(devices, registry, lambda name: config.section(f"driver.{name}"))
+    host = DriverHost(
+        devices, registry, lambda name: config.section(f"driver.{name}"), log_dir=data_dir / "logs"
+    )
     return InstrumentBackend(
         context,
         host=host,

@@ -14,6 +14,11 @@ tomato's ``devices.yml`` in TOML::
     name = "pip-counter"
     components = [{ role = "counter", device = "counter", channel = "1" }]
 
+    [drivers.example_counter]     # optional: how the driver's process is supervised
+    in_process = false            # true: run it inside the server, not in its own process
+    hang_timeout = 5              # s its process may leave a heartbeat unanswered
+    max_rss_mb = 1024             # restart it above this much memory (0: no limit)
+
 A malformed file stops start-up: :class:`DevicesFileError` names the file,
 the line and the field, and says what to change.
 """
@@ -68,11 +73,23 @@ class PipelineConfig(BaseModel):
         return {c.role: c for c in self.components}
 
 
+class DriverOptions(BaseModel):
+    """``[drivers.<name>]``: where driver ``<name>`` runs and how its process is watched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: None: as the driver asks (``ModelInterface.in_process``), else its own process
+    in_process: bool | None = None
+    hang_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_rss_mb: Annotated[float, Field(ge=0)] = 1024.0
+
+
 class DevicesDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     devices: list[DeviceConfig] = Field(default_factory=list)
     pipelines: list[PipelineConfig] = Field(default_factory=list)
+    drivers: dict[str, DriverOptions] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,7 @@ class Devices:
     path: Path | None = None
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     pipelines: dict[str, PipelineConfig] = field(default_factory=dict)
+    driver_options: dict[str, DriverOptions] = field(default_factory=dict)
 
     def drivers(self) -> list[str]:
         return sorted({d.driver for d in self.devices.values()})
@@ -128,6 +146,7 @@ def parse_devices(text: str, path: Path, drivers: Collection[str]) -> Devices:
         path=path,
         devices={d.name: d for d in doc.devices},
         pipelines={p.name: p for p in doc.pipelines},
+        driver_options=dict(doc.drivers),
     )
 
 
@@ -138,7 +157,13 @@ def _pydantic_msg(error: Any) -> str:
     if error.get("type") == "extra_forbidden":
         known = {
             f
-            for model in (DeviceConfig, ComponentRef, PipelineConfig, DevicesDocument)
+            for model in (
+                DeviceConfig,
+                ComponentRef,
+                PipelineConfig,
+                DevicesDocument,
+                DriverOptions,
+            )
             for f in model.model_fields
         }
         close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
@@ -166,6 +191,16 @@ def _problems(doc: DevicesDocument, drivers: Collection[str]) -> list[tuple[Loc,
         dupes = sorted({c for c in dev.channels if dev.channels.count(c) > 1})
         if dupes:
             found.append((("devices", i, "channels"), f"channels listed twice: {dupes}"))
+    used = sorted({d.driver for d in doc.devices})
+    for name in doc.drivers:
+        if name not in used:
+            found.append(
+                (
+                    ("drivers", name),
+                    f"no device uses driver {name!r}; drivers of devices: "
+                    f"{', '.join(used) or 'none'}",
+                )
+            )
     devices = {d.name: d for d in doc.devices}
     names: set[str] = set()
     for i, pip in enumerate(doc.pipelines):

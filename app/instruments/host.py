@@ -1,31 +1,44 @@
-"""The drivers of the devices file, running inside the server.
+"""The drivers of the devices file, each in a process of its own or inside the server.
 
-One driver instance per driver the devices file uses, made with the config
-keys ``driver.<name>.*``; one component per device channel, registered with
-``cmp_register(address, channel)``. Each driver runs its own task group
-(``driver.run``) inside the instrument backend's, so a driver that crashes
-marks itself broken and never stops the server.
+One driver per driver the devices file uses, made with the config keys
+``driver.<name>.*``; one component per device channel, registered with
+``cmp_register(address, channel)`` once its driver runs. By default a driver
+runs in its own process (:class:`~gantry.drivers.process.DriverProcess`,
+supervised and restarted, logging to ``<data_dir>/logs/driver-<name>.log``);
+one that asks (``in_process``, or ``[drivers.<name>] in_process = true`` in
+the devices file) runs in the server. Either way each driver runs its own
+task group (``driver.run``) inside the instrument backend's, so a driver
+that crashes never stops the server.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from gantry.drivers.interface_2_0 import ModelInterface, Reply, TaskInfo
+from gantry.drivers.process import DriverProcess, ProcessOptions, log_file, logging_config, spec_for
 from gantry.drivers.registry import DriverRegistry
-from gantry.instruments.devices import DeviceConfig, Devices
+from gantry.instruments.devices import DeviceConfig, Devices, DriverOptions
 from gantry.jobs.supervise import run_guarded
+from gantry.logs import JsonFormatter
 
 log = logging.getLogger(__name__)
 
 #: Seconds a driver call made for a person (API, validation) may take.
 CALL_TIMEOUT = 10.0
+#: Task changes kept for tasks nobody watches yet (a driver process may report a
+#: task's start before the reply to its submit has reached the runner).
+EARLY_CHANGES = 1000
+#: The formatter driver processes log with: the server's JSON lines.
+LOG_FORMATTER = f"{JsonFormatter.__module__}.{JsonFormatter.__qualname__}"
 
 
 class UnknownComponent(LookupError):
@@ -83,19 +96,22 @@ class DriverHost:
         devices: Devices,
         registry: DriverRegistry,
         settings: Callable[[str], Mapping[str, Any]],
+        *,
+        log_dir: Path | None = None,
     ) -> None:
         self.devices = devices
         self.registry = registry
+        #: where driver processes log (None: on the server's stderr)
+        self.log_dir = log_dir
         self.drivers: dict[str, ModelInterface] = {}
         #: driver name -> why it is unusable (failed to load, construct or run)
         self.errors: dict[str, str] = {}
         self.components: dict[tuple[str, str], Component] = {}
         self._watchers: dict[str, Callable[[TaskInfo], None]] = {}
+        self._early: OrderedDict[str, list[TaskInfo]] = OrderedDict()
         for name in devices.drivers():
             try:
-                self.drivers[name] = registry.create(
-                    name, settings(name), on_task_change=self._on_task_change
-                )
+                self.drivers[name] = self._create(name, settings(name))
             except Exception as exc:  # a third-party constructor: keep the others
                 log.exception("driver %s could not be created", name)
                 self.errors[name] = f"could not be created: {type(exc).__name__}: {exc}"
@@ -104,6 +120,36 @@ class DriverHost:
             for channel in dev.channels:
                 error = None if driver else f"driver {dev.driver!r} {self.errors.get(dev.driver)}"
                 self.components[(dev.name, channel)] = Component(dev, channel, driver, error)
+
+    def _create(self, name: str, settings: Mapping[str, Any]) -> ModelInterface:
+        """Driver ``name`` in a process of its own, unless it stays in the server."""
+        cls = self.registry.get(name)
+        options = self.devices.driver_options.get(name) or DriverOptions()
+        in_process = cls.in_process if options.in_process is None else options.in_process
+        spec = None if in_process else spec_for(name, cls)
+        if spec is None:
+            if not in_process:
+                log.warning(
+                    "driver %s (%s.%s) cannot be imported by another process; it runs in the "
+                    "server",
+                    name,
+                    cls.__module__,
+                    cls.__qualname__,
+                )
+            return cls(settings, on_task_change=self._on_task_change)
+        return DriverProcess(
+            name,
+            spec,
+            settings,
+            on_task_change=self._on_task_change,
+            options=ProcessOptions(
+                hang_timeout=options.hang_timeout, max_rss_mb=options.max_rss_mb
+            ),
+            log_path=log_file(self.log_dir, name) if self.log_dir is not None else None,
+            logging_config=logging_config(
+                name, logging.getLogger().getEffectiveLevel(), LOG_FORMATTER
+            ),
+        )
 
     def component(self, device: str, channel: str) -> Component:
         comp = self.components.get((device, channel))
@@ -117,7 +163,10 @@ class DriverHost:
     # -- task listeners ------------------------------------------------------
 
     def watch(self, task_id: str, listener: Callable[[TaskInfo], None]) -> None:
+        """Tell ``listener`` every change of the task, those that came before too."""
         self._watchers[task_id] = listener
+        for info in self._early.pop(task_id, ()):
+            listener(info)
 
     def unwatch(self, task_id: str) -> None:
         self._watchers.pop(task_id, None)
@@ -126,25 +175,34 @@ class DriverHost:
         listener = self._watchers.get(info.id)
         if listener is not None:
             listener(info)
+            return
+        self._early.setdefault(info.id, []).append(info)
+        while len(self._early) > EARLY_CHANGES:
+            self._early.popitem(last=False)
 
     # -- runtime -----------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Register every component, then run every driver until cancelled."""
-        for comp in self.components.values():
-            if comp.driver is None:
-                continue
-            try:
-                reply = await comp.call("cmp_register")
-            except DriverTimeout as exc:
-                reply = Reply(success=False, msg=str(exc))
-            if not reply.success:
-                comp.error = f"registration failed: {reply.msg}"
-                log.warning("component %s is unavailable: %s", comp.label, reply.msg)
+        """Start every driver (their processes all at once), register every component,
+        then run until cancelled."""
         async with anyio.create_task_group() as tg:
-            for name, driver in self.drivers.items():
-                await tg.start(self._run_driver, name, driver)
+            async with anyio.create_task_group() as starting:
+                for name, driver in self.drivers.items():
+                    starting.start_soon(self._start_driver, tg, name, driver)
+            for comp in self.components.values():
+                if comp.driver is None or comp.error is not None:
+                    continue
+                try:
+                    reply = await comp.call("cmp_register")
+                except DriverTimeout as exc:
+                    reply = Reply(success=False, msg=str(exc))
+                if not reply.success:
+                    comp.error = f"registration failed: {reply.msg}"
+                    log.warning("component %s is unavailable: %s", comp.label, reply.msg)
             task_status.started()
+
+    async def _start_driver(self, tg: TaskGroup, name: str, driver: ModelInterface) -> None:
+        await tg.start(self._run_driver, name, driver)
 
     async def _run_driver(
         self, name: str, driver: ModelInterface, *, task_status: TaskStatus[None]

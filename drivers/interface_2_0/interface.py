@@ -67,6 +67,9 @@ class ModelInterface(ABC):
     """
 
     version: ClassVar[str] = "2.0"
+    #: True: the server runs this driver inside its own process instead of in a
+    #: driver process of its own (a devices file's ``[drivers.<name>]`` may override).
+    in_process: ClassVar[bool] = False
 
     def __init__(
         self,
