@@ -3,7 +3,7 @@
 What every backend must do (CPU time and peak memory of a job) is in the
 shared suite (test_backend_suite.py); this is what the local backend does
 on its own: memory limits it enforces, a later server accounting for a job
-it did not start, and the sums of ``/stats``.
+it did not start, and the sums of ``/stats`` (on SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ for i in range(0, len(held), 4096):
 time.sleep(60)
 '
 """
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'var' / 'gantry.db'}"
 
 
 @pytest.fixture
