@@ -147,7 +147,7 @@ class DriverHost:
             ),
             log_path=log_file(self.log_dir, name) if self.log_dir is not None else None,
             logging_config=logging_config(
-                name, logging.getLogger().getEffectiveLevel(), LOG_FORMATTER
+                name, logging.getLogger("gantry").getEffectiveLevel(), LOG_FORMATTER
             ),
         )
 

@@ -99,7 +99,7 @@ class Child:
             theirs.close()
         self.pid = process.pid
         link = Link(Channel(await SocketStream.from_socket(ours)), self.label, self.on_task)
-        reason = "the server is stopping"
+        reason = "stopped: the server is stopping"
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(link.serve)
@@ -114,10 +114,15 @@ class Child:
                 reason = await self._watch(process, link)
                 tg.cancel_scope.cancel()
         finally:
-            link.close(f"{self.label}: {reason}")
+            link.close(self.explain(reason))
             with anyio.CancelScope(shield=True):
                 await self._stop(process, link)
         return reason
+
+    def explain(self, reason: str) -> str:
+        """``driver 'x' <reason> (log: <path>)``: what a failed call or task says."""
+        where = f" (log: {self.log_path})" if self.log_path is not None else ""
+        return f"{self.label} {reason}{where}"
 
     async def _spawn(self, theirs: socket.socket) -> Process:
         log_file: IO[bytes] | None = None
@@ -139,7 +144,7 @@ class Child:
                 log_file.close()
 
     async def _start_failure(self, process: Process, link: Link, exc: StartFailed) -> str:
-        if link.closed is None:
+        if not link.ended.is_set():
             return str(exc)  # the driver said why
         with anyio.move_on_after(LAST_WORDS_WAIT):
             return exit_reason(await process.wait(), link.last_words)
@@ -151,8 +156,15 @@ class Child:
         async def exited() -> None:
             code = await process.wait()
             with anyio.move_on_after(LAST_WORDS_WAIT):
-                await link.closed_event.wait()  # the reader has read everything sent
+                await link.ended.wait()  # the reader has read everything sent
             found.append(exit_reason(code, link.last_words))
+
+        async def hung_up() -> None:
+            await link.ended.wait()
+            with anyio.move_on_after(STOP_WAIT):
+                await process.wait()
+                await anyio.sleep_forever()  # exited() says why
+            found.append(f"kept running but {link.end_reason}")
 
         async def health() -> None:
             opts = self.options
@@ -180,7 +192,7 @@ class Child:
                         return
 
         async with anyio.create_task_group() as tg:
-            for watcher in (exited, health):
+            for watcher in (exited, hung_up, health):
                 tg.start_soon(_first, watcher, tg.cancel_scope)
         return found[0] if found else "its process ended"
 

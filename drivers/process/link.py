@@ -42,9 +42,11 @@ class Link:
         self.channel = channel
         self.label = label
         self.on_task = on_task
-        #: why the channel is unusable; set once
+        #: why the channel is unusable (the supervisor's words); set once
         self.closed: str | None = None
-        self.closed_event = anyio.Event()
+        #: set once the reader stopped (end of stream or a frame it cannot skip)
+        self.ended = anyio.Event()
+        self.end_reason = "its channel closed"
         #: the error the driver stopped with, if it said so before exiting
         self.last_words: str | None = None
         self._ids = itertools.count(1)
@@ -58,11 +60,11 @@ class Link:
     async def hello(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send the first frame; the ``ready`` answer, or StartFailed with the reason."""
         await self._send({"op": "hello", **message})
-        await self._hello.wait()  # close() sets it too
+        await self._hello.wait()  # the reader's end sets it too
         reply = self._hello_reply
         if reply.get("op") == "ready":
             return reply
-        raise StartFailed(str(reply.get("error") or self.closed or "no answer"))
+        raise StartFailed(str(reply.get("error") or self.end_reason))
 
     async def call(self, method: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Reply:
         if self.closed is not None:
@@ -97,10 +99,13 @@ class Link:
             self._pongs.pop(ident, None)
 
     def close(self, reason: str) -> None:
-        """No more calls; every waiting one fails with ``reason``."""
+        """No more calls; every waiting one fails with ``reason``.
+
+        The reader does not call this when the stream ends: the supervisor
+        does, once it knows why (the process's exit says more than EOF).
+        """
         if self.closed is None:
             self.closed = reason
-            self.closed_event.set()
         for waiter in self._waiting.values():
             if waiter.reply is None:
                 waiter.reply = Reply(success=False, msg=reason)
@@ -115,8 +120,7 @@ class Link:
     # -- the reader ------------------------------------------------------------------
 
     async def serve(self) -> None:
-        """Read frames until the channel ends, then close with the reason."""
-        reason = f"{self.label}: its channel closed"
+        """Read frames until the channel ends."""
         try:
             while True:
                 try:
@@ -124,14 +128,15 @@ class Link:
                 except ProtocolError as exc:
                     log.warning("%s sent a bad frame: %s", self.label, exc)
                     if isinstance(exc, FrameTooLarge):
-                        reason = f"{self.label}: bad frame: {exc}"
+                        self.end_reason = f"it sent a frame that cannot be read: {exc}"
                         return
                     continue
                 self._dispatch(message)
         except ChannelClosed:
             pass
         finally:
-            self.close(reason)
+            self.ended.set()
+            self._hello.set()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         op = message["op"]

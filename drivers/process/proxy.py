@@ -126,9 +126,8 @@ class DriverProcess(ModelInterface):
         self._link = None
         self._up = anyio.Event()
         self.last_failure = reason
-        where = f" (log: {self.log_path})" if self.log_path else ""
+        msg = f"{self.child.explain(reason)}; the driver is being restarted"
         for info in list(self._running.values()):
-            msg = f"driver {self.name!r} {reason}{where}; the driver is being restarted"
             update = {"state": TaskState.FAILED, "msg": msg, "ended_at": time.time()}
             self._changed(info.model_copy(update=update))
         self._running.clear()

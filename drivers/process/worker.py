@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import SocketStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from gantry.drivers.interface_2_0 import ModelInterface, Reply, TaskInfo
+from gantry.drivers.interface_2_0 import ModelInterface, Reply, TaskInfo, TaskState
 from gantry.drivers.interface_2_0.device import describe
 from gantry.drivers.process.codec import CALLS, encode_data, encode_info, unplain
 from gantry.drivers.process.spec import extend_path, load_spec
@@ -40,6 +40,12 @@ log = logging.getLogger("gantry.drivers.process")
 #: Exit codes the server tells apart from a crash.
 EXIT_START_FAILED = 3
 EXIT_DRIVER_FAILED = 4
+#: How ModelDevice words a task whose worker was cancelled, and how long such
+#: a change is held back (see Worker.on_task_change).
+INTERRUPTED = "was interrupted: the driver stopped"
+HOLD_INTERRUPTED = 1.0
+
+Message = dict[str, Any]
 
 
 class Worker:
@@ -47,25 +53,35 @@ class Worker:
         self.channel = channel
         self.driver: ModelInterface | None = None
         self.scopes: dict[int, anyio.CancelScope] = {}
-        out: tuple[
-            MemoryObjectSendStream[dict[str, Any]], MemoryObjectReceiveStream[dict[str, Any]]
-        ]
+        self._group: TaskGroup | None = None
+        out: tuple[MemoryObjectSendStream[Message], MemoryObjectReceiveStream[Message]]
         out = anyio.create_memory_object_stream(math.inf)
         # One queue for replies and task changes: the server reads them in the order they
         # happened, so a submit's reply comes before that task's first change.
         self.outbox, self._sending = out
 
-    def post(self, message: dict[str, Any]) -> None:
+    def post(self, message: Message) -> None:
         self.outbox.send_nowait(message)
 
     def on_task_change(self, info: TaskInfo) -> None:
+        group = self._group
+        if group is not None and info.state is TaskState.FAILED and info.msg.endswith(INTERRUPTED):
+            # The task's worker was cancelled: most likely the driver is stopping with an
+            # error, and the server then fails the task itself with that error, which says
+            # more. So this is said only if the process is still serving a moment later.
+            group.start_soon(self._post_later, {"op": "task", "info": encode_info(info)})
+            return
         self.post({"op": "task", "info": encode_info(info)})
+
+    async def _post_later(self, message: Message) -> None:
+        await anyio.sleep(HOLD_INTERRUPTED)
+        self.post(message)
 
     async def _send_all(self) -> None:
         async for message in self._sending:
             await self.channel.send(message)
 
-    async def serve(self, hello: dict[str, Any]) -> int:
+    async def serve(self, hello: Message) -> int:
         name = str(hello.get("driver"))
         try:
             extend_path(hello.get("path") or ())
@@ -78,6 +94,7 @@ class Worker:
         driver = self.driver
         try:
             async with anyio.create_task_group() as tg:
+                self._group = tg
                 tg.start_soon(self._send_all)
                 await tg.start(driver.run)
                 self.post({"op": "ready", "pid": os.getpid(), "version": driver.version})
@@ -118,7 +135,7 @@ class Worker:
             elif op != "call":
                 self._refuse(message, f"unknown op {op!r}")
 
-    def _valid_call(self, message: dict[str, Any]) -> bool:
+    def _valid_call(self, message: Message) -> bool:
         call, args, kwargs = message.get("method"), message.get("args"), message.get("kwargs")
         if not isinstance(message.get("id"), int) or isinstance(message.get("id"), bool):
             problem = "a call needs an integer id"
@@ -131,14 +148,14 @@ class Worker:
         self._refuse(message, problem)
         return False
 
-    def _refuse(self, message: dict[str, Any], problem: str) -> None:
+    def _refuse(self, message: Message, problem: str) -> None:
         log.warning("refused a message: %s", problem)
         ident = message.get("id")
         self.post(
             {"op": "refused", "id": ident if isinstance(ident, int) else None, "error": problem}
         )
 
-    async def _call(self, message: dict[str, Any], scope: anyio.CancelScope) -> None:
+    async def _call(self, message: Message, scope: anyio.CancelScope) -> None:
         ident, method = message["id"], message["method"]
         assert self.driver is not None
         reply: Reply | None = None
@@ -212,7 +229,7 @@ def run(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
         print("usage: python -m gantry.drivers.process.worker FD", file=sys.stderr)
         return 2
-    options: dict[str, Any] = {}
+    options: Message = {}
     try:
         import uvloop  # noqa: F401  # the server's loop too, when installed
 

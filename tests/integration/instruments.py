@@ -79,13 +79,15 @@ def devices_file(root: Path, text: str = DEVICES) -> Path:
 
 @asynccontextmanager
 async def instrument_app(
-    settings: Settings, **overrides: Any
+    settings: Settings, drivers: dict[str, Any] | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     """The real app (fake command backend, real drivers) with the test devices file."""
     if "devices_file" not in overrides:
         overrides["devices_file"] = devices_file(settings.data_dir.parent)
     app = create_app(
-        settings.model_copy(update=overrides), backends={"fake": FakeBackend}, drivers=DRIVERS
+        settings.model_copy(update=overrides),
+        backends={"fake": FakeBackend},
+        drivers=DRIVERS if drivers is None else drivers,
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
