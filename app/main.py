@@ -138,7 +138,10 @@ def create_app(
         app.state.settings = settings
         app.state.engine = engine
         app.state.catalog = Catalog(
-            running=running, installed=installed, default=settings.default_backend
+            running=running,
+            installed=installed,
+            default=settings.default_backend,
+            max_array_tasks=settings.max_array_tasks,
         )
         app.state.reader = Reader(database)
         app.state.tokens = tokens

@@ -41,6 +41,8 @@ class Job(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     priority: int = 0
+    #: an array job: its tasks, in Slurm's --array syntax (gantry.jobs.arrays)
+    array: str | None = Field(default=None, sa_column=Column(Text))
     state: str = Field(default="queued", max_length=16)
     reason: str | None = Field(default=None, sa_column=Column(Text))
     backend_ref: str | None = Field(default=None, max_length=128)
@@ -64,6 +66,28 @@ class Job(SQLModel, table=True):
     wall_seconds: float | None = None
     driver_seconds: float | None = None
     samples: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ArrayTask(SQLModel, table=True):
+    """One task of an array job, written when it starts and when it ends.
+
+    A task that has not started has no row: an array of 10,000 tasks costs
+    one job row at submit, and a row per task only as tasks run.
+    """
+
+    __tablename__ = "array_task"
+
+    job_id: int = Field(foreign_key="job.id", primary_key=True, ondelete="CASCADE")
+    idx: int = Field(primary_key=True)
+    state: str = Field(max_length=16)
+    exit_code: int | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    cpu_user_seconds: float | None = None
+    cpu_system_seconds: float | None = None
+    max_rss_bytes: int | None = Field(default=None, sa_column=Column(BigInteger))
+    wall_seconds: float | None = None
 
 
 class JobDependency(SQLModel, table=True):

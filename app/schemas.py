@@ -97,6 +97,13 @@ class JobCreate(BaseModel):
         le=86_400,
         description="Seconds before the first retry; doubles each time.",
     )
+    array: str | None = Field(
+        None,
+        max_length=10_000,
+        description="Make an array job: its task indices in Slurm's --array syntax "
+        "(`0-999`, `1,3,5-9`, `0-999:2`, `0-99%10` for at most 10 at once). Each task runs "
+        "`spec` with its index in GANTRY_ARRAY_INDEX.",
+    )
 
     @field_validator("spec")
     @classmethod
@@ -172,6 +179,7 @@ class JobPublic(BaseModel):
     max_retries: int
     backend_ref: str | None
     warnings: list[str]
+    array: str | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -196,10 +204,44 @@ class JobAccounting(BaseModel):
     samples: int | None = Field(description="Instrument jobs: data points recorded.")
 
 
+class ArrayCounts(BaseModel):
+    """An array job's tasks by state; ``pending``: not started yet."""
+
+    count: int
+    limit: int | None = Field(description="At most this many tasks at once (%K).")
+    by_state: dict[Literal["pending", "running", "completed", "failed", "cancelled"], int]
+
+
 class JobShown(JobDetail):
     """One job as ``GET /jobs/{id}`` shows it, with its accounting once it ended."""
 
     accounting: JobAccounting | None = None
+    tasks: ArrayCounts | None = Field(None, description="Array jobs: their tasks' counts.")
+
+
+class TaskPublic(BaseModel):
+    """One task of an array job that started."""
+
+    index: int
+    state: Literal["running", "completed", "failed", "cancelled"]
+    exit_code: int | None
+    reason: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    accounting: JobAccounting | None
+
+
+class TasksPage(BaseModel):
+    items: list[TaskPublic]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )
+
+
+class TaskCancelResult(BaseModel):
+    id: int
+    index: int
+    state: State
 
 
 class StateStats(BaseModel):

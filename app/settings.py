@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     default_backend: str = "local"
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch_jobs: int = Field(20_000, ge=1)
+    #: the most tasks one array job may have (GANTRY_MAX_ARRAY_TASKS)
+    max_array_tasks: int = Field(100_000, ge=1)
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty: CORS off."
     )

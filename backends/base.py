@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -82,6 +82,41 @@ class StatusReport:
     started_at: float | None = None
     ended_at: float | None = None
     accounting: Accounting | None = None
+    #: a report about one task of an array job (its index); None: about the job
+    task: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArraySpec:
+    """The tasks of an array job (Slurm's ``--array`` syntax, parsed and checked).
+
+    ``ranges`` are ``(first, last, step)`` with ``last`` included, as given:
+    never expanded into a list. ``limit``: at most this many tasks at once.
+    """
+
+    text: str
+    ranges: tuple[tuple[int, int, int], ...]
+    limit: int | None
+    count: int
+
+    def indices(self) -> Iterator[int]:
+        """Every index once, in ascending order."""
+        if len(self.ranges) == 1:  # the common case: no set needed
+            first, last, step = self.ranges[0]
+            yield from range(first, last + 1, step)
+            return
+        yield from sorted({i for a, b, s in self.ranges for i in range(a, b + 1, s)})
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and any(
+            a <= index <= b and (index - a) % s == 0 for a, b, s in self.ranges
+        )
+
+
+def task_log_path(path: Path, index: int) -> Path:
+    """Where task ``index`` of an array writes the log the array's ``path`` names:
+    ``12.stdout`` -> ``12_7.stdout``."""
+    return path.with_name(f"{path.stem}_{int(index)}{path.suffix}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +140,9 @@ class JobSubmission:
     stderr_path: Path = field(default=Path("/dev/null"))
     #: instrument jobs: the sample and method (command jobs: None)
     payload: Mapping[str, Any] | None = None
+    #: array jobs: the tasks to run (only given to a backend that ``supports_arrays``);
+    #: each task sees its index as ``GANTRY_ARRAY_INDEX`` and reports with ``task=``
+    array: ArraySpec | None = None
 
     @property
     def key(self) -> str:
@@ -187,6 +225,10 @@ class Backend(ABC):
     #: instrument job's sample and method) instead of a ``spec``; a job with a
     #: payload goes to the backend that accepts payloads.
     accepts_payloads: ClassVar[bool] = False
+    #: True if the backend runs array jobs (``JobSubmission.array``): it starts
+    #: the tasks (at most ``limit`` at once), reports each with ``task=<index>``
+    #: and cancels one with :meth:`cancel_task`. Others are never given arrays.
+    supports_arrays: ClassVar[bool] = False
 
     def __init__(self, context: BackendContext) -> None:
         self.context = context
@@ -241,6 +283,10 @@ class Backend(ABC):
     @abstractmethod
     async def cancel(self, ref: str) -> None:
         """Stop the job. Idempotent: cancelling an ended job is not an error."""
+
+    async def cancel_task(self, ref: str, index: int) -> None:
+        """Stop one task of an array job; idempotent like :meth:`cancel`."""
+        raise BackendError(f"backend {self.name!r} runs no arrays")
 
     @abstractmethod
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:

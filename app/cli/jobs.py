@@ -126,11 +126,21 @@ def details(job: dict[str, Any]) -> Table:
         ("duration", render.duration(job)),
         ("accounting", accounting_text(job.get("accounting"))),
     ]
+    if job.get("array"):
+        rows.insert(3, ("array", _array_text(job["array"], job.get("tasks"))))
     for key, value in rows:
         grid.add_row(key, value)
     for warning in job.get("warnings", []):
         grid.add_row("warning", Text(warning, style="yellow"))
     return grid
+
+
+def _array_text(spec: str, tasks: dict[str, Any] | None) -> str:
+    """``0-99%10: 100 tasks (3 running, 40 completed, 57 pending)``."""
+    if not tasks:
+        return spec
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(tasks["by_state"].items()) if n)
+    return f"{spec}: {tasks['count']} tasks ({counts})"
 
 
 def _event_line(row: dict[str, Any]) -> Text:

@@ -137,6 +137,16 @@ def submit(
         list[str] | None, Opt("--tag", "-t", metavar="TAG", help="Tag. Repeatable.")
     ] = None,
     priority: Annotated[int, Opt(help="Higher runs first (-1000..1000).")] = 0,
+    array: Annotated[
+        str | None,
+        Opt(
+            "--array",
+            "-a",
+            metavar="INDICES",
+            help="An array job: one task per index, Slurm's syntax (0-99, 1,3,5-9, 0-99:2; "
+            "%K: at most K at once, e.g. 0-99%10). Each task sees GANTRY_ARRAY_INDEX.",
+        ),
+    ] = None,
     workdir: Annotated[
         Path | None,
         Opt("--workdir", "-C", help="Directory the job starts in (default: the current one)."),
@@ -164,6 +174,7 @@ def submit(
         "env": parse_pairs(env or [], "env variable", ints=False),
         "tags": tag or [],
         "priority": priority,
+        "array": array,
     }
     runtime: Runtime = ctx.obj
     post_job(runtime, {k: v for k, v in body.items() if v is not None}, wait_, as_json)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gantry.backends.base import JobSubmission
+from gantry.jobs.arrays import parse_stored
 from gantry.jobs.spec import JobSpec, spec_of_row
 from gantry.jobs.states import JobState
+from gantry.jobs.taskstate import TaskProgress
 
 _STATES = {state.value: state for state in JobState}
 NOTHING: AbstractSet[int] = frozenset()
@@ -36,6 +38,13 @@ class ActiveJob:
     cancel_reason: str | None = None
     #: the backend's view of one attempt, built once for hold, submit and adopt
     submission: JobSubmission | None = None
+    #: an array job's tasks (see :mod:`gantry.jobs.tasks`); None for other jobs
+    tasks: TaskProgress | None = None
+
+    def track_tasks(self) -> None:
+        """Give an array job its task progress (none started yet)."""
+        if self.spec.array is not None and self.tasks is None:
+            self.tasks = TaskProgress(parse_stored(self.spec.array).count)
 
     @property
     def name(self) -> str:
@@ -77,7 +86,7 @@ class ActiveJob:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActiveJob:
         """A job as stored (start-up reconciliation)."""
-        return cls(
+        job = cls(
             id=row["id"],
             spec=spec_of_row(row),
             state=_STATES[row["state"]],
@@ -87,3 +96,5 @@ class ActiveJob:
             not_before=row["not_before"].timestamp() if row.get("not_before") else None,
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
         )
+        job.track_tasks()
+        return job

@@ -9,8 +9,8 @@ expanded into a list, so a 100,000-task spec costs a few tuples.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+
+from gantry.backends.base import ArraySpec
 
 #: How many tasks one array may have unless the server is told otherwise.
 DEFAULT_MAX_TASKS = 100_000
@@ -30,30 +30,6 @@ class ArraySpecError(ValueError):
     def __init__(self, spec: str, problem: str) -> None:
         super().__init__(f"array {spec!r}: {problem}")
         self.spec = spec
-
-
-@dataclass(frozen=True, slots=True)
-class ArraySpec:
-    text: str
-    #: (first, last, step), ``last`` included, in the order given
-    ranges: tuple[tuple[int, int, int], ...]
-    #: at most this many tasks at once (``%K``); None: no limit
-    limit: int | None
-    #: how many distinct indices
-    count: int
-
-    def indices(self) -> Iterator[int]:
-        """Every index once, in ascending order."""
-        if len(self.ranges) == 1:  # the common case: no set needed
-            first, last, step = self.ranges[0]
-            yield from range(first, last + 1, step)
-            return
-        yield from sorted({i for a, b, s in self.ranges for i in range(a, b + 1, s)})
-
-    @property
-    def slurm(self) -> str:
-        """The spec as sbatch --array takes it."""
-        return self.text
 
 
 def parse_array(text: str, max_tasks: int = DEFAULT_MAX_TASKS) -> ArraySpec:
@@ -85,6 +61,11 @@ def parse_array(text: str, max_tasks: int = DEFAULT_MAX_TASKS) -> ArraySpec:
         ranges.append((first, last, step))
     count = _count(ranges, max_tasks, text)
     return ArraySpec(spec, tuple(ranges), limit, count)
+
+
+def parse_stored(text: str) -> ArraySpec:
+    """A spec checked when its job was submitted (under whatever cap applied then)."""
+    return parse_array(text, max_tasks=MAX_INDEX + 1)
 
 
 def _count(ranges: list[tuple[int, int, int]], max_tasks: int, text: str) -> int:

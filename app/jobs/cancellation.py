@@ -13,7 +13,8 @@ from typing import Any
 
 from gantry.backends.base import Backend
 from gantry.jobs.active import ActiveJob
-from gantry.jobs.errors import JobAlreadyEnded, JobNotFound
+from gantry.jobs.arrays import parse_stored
+from gantry.jobs.errors import JobAlreadyEnded, JobNotFound, TaskNotCancellable, TaskNotFound
 from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.statelog import StateLog
 from gantry.jobs.states import TERMINAL, JobState
@@ -43,6 +44,12 @@ class Cancellation:
 
     async def cancel(self, job_id: int, reason: str) -> str:
         """Cancel a job; idempotent while it runs. Returns its state now."""
+        job = await self._active_job(job_id)
+        self.cancel_job(job, reason)
+        return job.state.value
+
+    async def _active_job(self, job_id: int) -> ActiveJob:
+        """The job if it has not ended; else JobNotFound or JobAlreadyEnded."""
         job = self._active.jobs.get(job_id)
         if job is None:
             known = self._active.final_states.get(job_id)
@@ -53,8 +60,31 @@ class Cancellation:
             job = self._active.jobs.get(job_id)  # it may have been created meanwhile
             if job is None:
                 raise JobAlreadyEnded(job_id, known[0])
-        self.cancel_job(job, reason)
-        return job.state.value
+        return job
+
+    async def cancel_task(self, job_id: int, index: int) -> str:
+        """Cancel one task of an array job; the others run on. Returns its state now."""
+        job = await self._active_job(job_id)
+        if job.tasks is None or job.spec.array is None:
+            raise TaskNotFound(job_id, index, "it is not an array job")
+        if index not in parse_stored(job.spec.array):
+            raise TaskNotFound(job_id, index, f"its array is {job.spec.array}")
+        ended = job.tasks.ended.get(index)
+        if ended is not None:
+            raise TaskNotCancellable(job_id, index, ended, f"already ended: it is {ended}")
+        backend = self._backends.get(job.backend)
+        if job.ref is None or backend is None or job.state is JobState.CANCELLING:
+            raise TaskNotCancellable(
+                job_id, index, job.state.value,
+                f"cannot be cancelled alone while the array is {job.state.value}: "
+                "cancel the whole array, or this task once the array is submitted",
+            )  # fmt: skip
+        try:
+            await backend.cancel_task(job.ref, index)
+        except Exception as exc:
+            log.warning("job %s: %s could not cancel task %d: %s", job.label, job.backend,
+                        index, exc)  # fmt: skip
+        return JobState.CANCELLING.value
 
     def cancel_job(self, job: ActiveJob, reason: str) -> None:
         if job.state is JobState.CANCELLING or job.state in TERMINAL:

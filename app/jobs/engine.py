@@ -161,6 +161,10 @@ class Engine:
         """Cancel a job; idempotent while it runs. Returns its state now."""
         return await self._cancellation.cancel(job_id, reason)
 
+    async def cancel_task(self, job_id: int, index: int) -> str:
+        """Cancel one task of an array job; its other tasks run on."""
+        return await self._cancellation.cancel_task(job_id, index)
+
     def log_path(self, job_id: int, backend: str, attempt: int, stream: LogStream) -> Path:
         """Where one attempt's log is; ended jobs of a removed backend use the default."""
         attempt = max(attempt, 1)

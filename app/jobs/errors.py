@@ -31,4 +31,28 @@ class JobAlreadyEnded(RuntimeError):
         self.state = state
 
 
-__all__ = ["FieldPath", "JobAlreadyEnded", "JobNotFound", "SubmissionError"]
+class TaskNotFound(JobNotFound):
+    """An array job has no task of that index (or the job is not an array)."""
+
+    def __init__(self, job_id: int, index: int, why: str) -> None:
+        LookupError.__init__(self, f"job {job_id} has no task {index}: {why}")
+        self.job_id = job_id
+
+
+class TaskNotCancellable(JobAlreadyEnded):
+    """A task that ended, or whose array has not been handed to its backend yet."""
+
+    def __init__(self, job_id: int, index: int, state: str, why: str) -> None:
+        RuntimeError.__init__(self, f"task {index} of job {job_id} {why}")
+        self.job_id = job_id
+        self.state = state
+
+
+__all__ = [
+    "FieldPath",
+    "JobAlreadyEnded",
+    "JobNotFound",
+    "SubmissionError",
+    "TaskNotCancellable",
+    "TaskNotFound",
+]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gantry.backends.base import Backend, JobSubmission
 from gantry.jobs.active import ActiveJob
+from gantry.jobs.arrays import parse_stored
 
 #: Variables of the server's environment a job inherits; the rest stays out.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ")
@@ -50,5 +51,6 @@ class Handover:
             stdout_path=backend.logs(job.id, attempt, "stdout"),
             stderr_path=backend.logs(job.id, attempt, "stderr"),
             payload=spec.payload,
+            array=parse_stored(spec.array) if spec.array is not None else None,
         )
         return built

@@ -102,6 +102,8 @@ class Intake:
         ]
         for job in adopted:
             add(job)
+            if job.spec.array is not None:
+                job.track_tasks()
         if created.depends_on:
             final, read = self._active.final_states, created.dependency_states
             self._gate.link(created.depends_on, lambda dep_id: final.get(dep_id) or read[dep_id])

@@ -14,6 +14,7 @@ from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.retries import Retries
 from gantry.jobs.statelog import StateLog
 from gantry.jobs.states import JobState
+from gantry.jobs.tasks import TaskOutcomes
 from gantry.jobs.times import utc
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Outcomes:
         self._cancellation = cancellation
         self._retries = retries
         self._gate = gate
+        self._tasks = TaskOutcomes(state_log)
 
     def handed_over(self, job: ActiveJob, ref: str) -> None:
         """``Backend.submit`` returned ``ref`` for ``job``."""
@@ -69,6 +71,9 @@ class Outcomes:
     def on_report(self, backend: str, ref: str, report: StatusReport) -> None:
         job = self._active.for_report(backend, ref, report)
         if job is None:
+            return
+        if report.task is not None:
+            self._tasks.on_report(job, report)
             return
         status = report.status
         if status is BackendStatus.UNKNOWN:

@@ -66,7 +66,10 @@ async def recover(host: RecoveryHost) -> None:
     stored = await host.load_active()
     active = host.active
     for row in stored.rows:
-        active.add(ActiveJob.from_row(row))
+        job = ActiveJob.from_row(row)
+        if job.tasks is not None:
+            job.tasks.seed(stored.tasks.get(job.id, {}))
+        active.add(job)
     host.link(stored.depends_on, lambda dep_id: stored.ended.get(dep_id, ("missing", "?")))
 
     by_backend: dict[str, list[ActiveJob]] = {}

@@ -19,6 +19,7 @@ import anyio
 
 from gantry.backends.base import Backend, InvalidPayload
 from gantry.backends.registry import BackendEntry
+from gantry.jobs.arrays import DEFAULT_MAX_TASKS, ArraySpecError, parse_array
 from gantry.jobs.errors import FieldPath, SubmissionError
 from gantry.jobs.graph import GraphError, Node, resolve
 from gantry.jobs.store import NewJob
@@ -70,6 +71,8 @@ class Catalog:
     running: Mapping[str, Backend]
     installed: Mapping[str, BackendEntry]
     default: str
+    #: the most tasks one array job may have
+    max_array_tasks: int = DEFAULT_MAX_TASKS
 
     def backend(self, name: str | None, at: FieldPath) -> tuple[str, Backend]:
         name = name or self.default
@@ -217,6 +220,26 @@ async def _payload_of(
         raise SubmissionError((*at, "payload", *exc.field), str(exc)) from None
 
 
+def _checked_array(
+    text: str, req: JobRequest, catalog: Catalog, backend: str, has_payload: bool, at: FieldPath
+) -> str:
+    """The array spec, normalised; SubmissionError quoting it and the rule it breaks."""
+    where = (*at, "array")
+    if has_payload:
+        raise SubmissionError(where, "array is for command jobs: give spec, not payload")
+    if not catalog.running[backend].supports_arrays:
+        able = ", ".join(sorted(n for n, b in catalog.running.items() if b.supports_arrays))
+        raise SubmissionError(
+            where, f"backend {backend!r} cannot run arrays: submit it to one that can ({able})"
+        )
+    if req.max_retries:
+        raise SubmissionError(where, "an array job cannot be retried: give max_retries 0")
+    try:
+        return parse_array(text, catalog.max_array_tasks).text
+    except ArraySpecError as exc:
+        raise SubmissionError(where, str(exc)) from None
+
+
 async def build_jobs(
     requests: Sequence[JobRequest], catalog: Catalog, default_dir: Path, *, batch: bool
 ) -> list[NewJob]:
@@ -243,6 +266,9 @@ async def build_jobs(
         if req.working_dir:
             dirs.setdefault(os.path.normpath(req.working_dir), i)  # noqa: ASYNC240 (string only)
         after_ids, after_names = _split_depends_on(req.depends_on, at, batch=batch)
+        array = getattr(req, "array", None)  # requests that predate arrays have none
+        if array is not None:
+            array = _checked_array(array, req, catalog, backend_name, payload is not None, at)
         jobs.append(
             NewJob(
                 name=req.name,
@@ -260,6 +286,7 @@ async def build_jobs(
                 priority=req.priority,
                 max_retries=req.max_retries,
                 retry_delay=req.retry_delay,
+                array=array,
                 after_ids=after_ids,
             )
         )

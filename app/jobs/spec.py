@@ -53,6 +53,8 @@ class JobSpec:
     priority: int = 0
     max_retries: int = 0
     retry_delay: float = DEFAULT_RETRY_DELAY
+    #: an array job's tasks in Slurm's syntax (``0-99%10``), checked at submit
+    array: str | None = None
 
 
 #: The columns of a job row that its spec gives.
@@ -90,4 +92,5 @@ def spec_of_row(row: Any) -> JobSpec:
         priority=row["priority"],
         max_retries=row.get("max_retries", 0),
         retry_delay=row.get("retry_delay", DEFAULT_RETRY_DELAY),
+        array=row.get("array"),
     )

@@ -54,6 +54,11 @@ class StateLog:
         self._pending.append(Transition(job_id, None, None, None, values))
         self._wanted.set()
 
+    def write_task(self, job_id: int, index: int, **values: Any) -> None:
+        """Queue the row of one task of an array job (written with the batch it joins)."""
+        self._pending.append(Transition(job_id, None, None, None, values, task=index))
+        self._wanted.set()
+
     async def run(self) -> None:
         """Write what piles up, batch after batch, until cancelled."""
         while True:

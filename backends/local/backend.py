@@ -9,9 +9,11 @@ outlive the server: :meth:`LocalBackend.adopt` picks them up again.
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,22 +28,21 @@ from gantry.backends.base import (
     JobSubmission,
     StatusReport,
 )
+from gantry.backends.local.arrays import CANCEL, LocalArrays, split_task_key
 from gantry.backends.local.limits import OPTION_DEFAULTS, Limits, Request
 from gantry.backends.local.logfiles import open_logs
 from gantry.backends.local.memory import watch_memory
+from gantry.backends.local.ondisk import find_state, status_on_disk
 from gantry.backends.local.pending import PendingQueue, Queued
 from gantry.backends.local.process import (
     PidfdUnsupported,
     find_shells,
-    find_supervisor,
     open_pidfd,
     spawn_supervisor,
     supervisor_started_at,
 )
 from gantry.backends.local.run import Run
-from gantry.backends.local.rundir import KillRecord, RunFiles, RunState, final_report, is_key
-
-_CANCEL = KillRecord("cancel")
+from gantry.backends.local.rundir import RunFiles, RunState, final_report, is_key
 
 
 class LocalBackend(Backend):
@@ -54,6 +55,7 @@ class LocalBackend(Backend):
 
     name: ClassVar[str] = "local"
     option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
+    supports_arrays: ClassVar[bool] = True
 
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
@@ -71,6 +73,7 @@ class LocalBackend(Backend):
         self._shell = self._bash = ""
         self._use_pidfd = True
         self._closed = False
+        self._arrays = LocalArrays(self._runs_dir, self._pending, self._report, self._kick)
 
     @property
     def limits(self) -> Limits:
@@ -136,7 +139,7 @@ class LocalBackend(Backend):
         if self._closed:
             raise BackendError("the local backend is closed and takes no new jobs")
         key = job.key
-        if key not in self._pending and key not in self._running:
+        if key not in self._pending and key not in self._running and key not in self._arrays:
             try:
                 self._enqueue(job)
             except ValueError as exc:
@@ -144,13 +147,18 @@ class LocalBackend(Backend):
         return key
 
     async def cancel(self, ref: str) -> None:
+        if self._arrays.cancel(ref):  # every task: those not started end at once
+            return
         if self._pending.remove(ref) is not None:
             cancelled = StatusReport(BackendStatus.CANCELLED, reason="cancelled before it started")
             self._report(ref, cancelled)
             return
         run = self._running.get(ref)
         if run is not None:
-            run.request_kill(_CANCEL)
+            run.request_kill(CANCEL)
+
+    async def cancel_task(self, ref: str, index: int) -> None:
+        self._arrays.cancel_task(ref, index)
 
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
         answer: dict[str, StatusReport] = {}
@@ -159,27 +167,34 @@ class LocalBackend(Backend):
             run = self._running.get(ref)
             if run is not None:
                 answer[ref] = StatusReport(BackendStatus.RUNNING, started_at=run.started_at)
-            elif ref in self._pending:
+            elif ref in self._arrays or ref in self._pending:  # its tasks report on their own
                 answer[ref] = StatusReport(BackendStatus.SUBMITTED)
             else:
                 on_disk.append(ref)
         if on_disk:
-            answer.update(await anyio.to_thread.run_sync(self._status_on_disk, on_disk))
+            answer.update(await anyio.to_thread.run_sync(status_on_disk, self._runs_dir, on_disk))
         return answer
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
-        known = {key: key for key in keys if key in self._running or key in self._pending}
+        mine = (self._running, self._pending, self._arrays)
+        known = {key: key for key in keys if any(key in here for here in mine)}
         rest = [key for key in keys if key not in known and is_key(key)]
         if rest:
-            # A recorded pid means a supervisor started; without one, submitting again is safe.
+            # A recorded pid means a supervisor started; without one, submitting again is
+            # safe. An array was handed over once any of its tasks was.
             started = await anyio.to_thread.run_sync(
-                lambda: [key for key in rest if find_state(RunFiles(self._runs_dir, key))]
+                lambda: [
+                    key
+                    for key in rest
+                    if find_state(RunFiles(self._runs_dir, key))
+                    or glob.glob(glob.escape(f"{self._runs_dir}/{key}_") + "*.sh")
+                ]
             )
             known.update((key, key) for key in started)
         return known
 
     async def adopt(self, job: JobSubmission, ref: str) -> None:
-        if ref in self._running or ref in self._pending:
+        if ref in self._running or ref in self._pending or ref in self._arrays:
             return
         if ref != job.key:
             raise BackendError(f"ref {ref!r} is not a local job key (expected {job.key!r})")
@@ -187,6 +202,10 @@ class LocalBackend(Backend):
             request = Request.from_options(job.options)
         except ValueError as exc:
             self._fail(ref, str(exc))
+            return
+        if job.array is not None:
+            if self._arrays.adopt(job, request, self._attach):
+                self._queue_again(job, request)
             return
         if self._attach(ref, request, RunFiles(self._runs_dir, ref)):
             return
@@ -197,9 +216,21 @@ class LocalBackend(Backend):
 
     # -- queue and launch -------------------------------------------------
 
+    def _queue_again(self, job: JobSubmission, request: Request) -> None:
+        """An adopted array's tasks that never started wait their turn."""
+        try:
+            self.limits.check(request)
+        except ValueError as exc:
+            self._fail(job.key, str(exc))
+            return
+        self._pending.push(Queued(job, request))
+        self._kick()
+
     def _enqueue(self, job: JobSubmission) -> None:
         request = Request.from_options(job.options)
         self.limits.check(request)
+        if job.array is not None:
+            self._arrays.add(job, request)
         self._pending.push(Queued(job, request))
         self._report(job.key, StatusReport(BackendStatus.SUBMITTED))
         self._kick()
@@ -229,14 +260,16 @@ class LocalBackend(Backend):
                 or self._used_memory + request.memory > limits.max_memory
             ):
                 return
-            self._pending.pop()
-            self._launch(item)
+            if item.job.key not in self._arrays:
+                self._pending.pop()
+                self._launch(item.job.key, item.job, request)
+            elif (task := self._arrays.next_task(item.job.key)) is not None:
+                self._launch(*task, request)
 
-    def _launch(self, item: Queued) -> None:
-        job, key = item.job, item.job.key
+    def _launch(self, key: str, job: JobSubmission, request: Request) -> None:
         files = RunFiles(self._runs_dir, key)
         # An earlier server started this attempt: watch it, never start it twice.
-        if files.launched() and self._attach(key, item.request, files):
+        if files.launched() and self._attach(key, request, files):
             return
         working_dir = os.path.abspath(job.working_dir)
         if not os.path.isdir(working_dir):
@@ -261,7 +294,7 @@ class LocalBackend(Backend):
                 os.close(stderr)
         now = time.time()
         pidfd = self._open_pidfd(pid)  # our unreaped child: it cannot be gone yet
-        self._watch_run(Run.create(key, pid, pidfd, now, item.request, files))
+        self._watch_run(Run.create(key, pid, pidfd, now, request, files))
 
     # -- watching ---------------------------------------------------------
 
@@ -312,6 +345,7 @@ class LocalBackend(Backend):
 
     def _watch_run(self, run: Run) -> None:
         self._running[run.key] = run
+        self._arrays.started(run)
         self._used_cores += run.request.cores
         self._used_memory += run.request.memory
         self._report(run.key, StatusReport(BackendStatus.RUNNING, started_at=run.started_at))
@@ -330,39 +364,15 @@ class LocalBackend(Backend):
         self._used_cores -= run.request.cores
         self._used_memory -= run.request.memory
         self._report(run.key, report)
+        self._arrays.ended(run.key)
         self._kick()
 
     def _report(self, ref: str, report: StatusReport) -> None:
-        self.context.report(ref, report)
+        task = split_task_key(ref)  # a task's report is about its array's ref
+        if task is None:
+            self.context.report(ref, report)
+        else:
+            self.context.report(task[0], replace(report, task=task[1]))
 
     def _fail(self, ref: str, reason: str) -> None:
         self._report(ref, StatusReport(BackendStatus.FAILED, reason=reason, ended_at=time.time()))
-
-    def _status_on_disk(self, refs: list[str]) -> dict[str, StatusReport]:
-        """Status from the run files alone (runs in a worker thread)."""
-        answer: dict[str, StatusReport] = {}
-        for ref in refs:
-            files = RunFiles(self._runs_dir, ref) if is_key(ref) else None
-            state = find_state(files) if files is not None else None
-            if files is None or state is None:
-                answer[ref] = StatusReport(BackendStatus.UNKNOWN, raw="no such local job")
-                continue
-            if state.exit_code is None:
-                started = supervisor_started_at(state.pid, files.base)
-                if started is not None:
-                    answer[ref] = StatusReport(BackendStatus.RUNNING, started_at=started)
-                    continue
-                state = files.read_state()
-            answer[ref] = final_report(state, files.read_killed())
-        return answer
-
-
-def find_state(files: RunFiles) -> RunState | None:
-    """What the job's supervisor recorded; None if no supervisor ever ran for it."""
-    state = files.read_state()
-    if state is None and files.launched():
-        # Spawned, but the supervisor has not written its pid yet (or never will).
-        pid = find_supervisor(files.base)
-        if pid is not None:
-            state = RunState(pid)
-    return state

@@ -29,7 +29,7 @@ from typing import Literal
 from gantry.backends.base import Accounting, BackendStatus, StatusReport
 from gantry.backends.options import format_memory_mb, format_walltime
 
-_KEY = re.compile(r"[0-9]+\.[0-9]+")
+_KEY = re.compile(r"[0-9]+\.[0-9]+(?:_[0-9]+)?")  # a job's key, or a task's (<key>_<index>)
 # One `times` line: user and system time, e.g. "0m1.250000s 0m0.040000s".
 _TIMES = re.compile(r"([0-9]+)m([0-9.]+)s ([0-9]+)m([0-9.]+)s")
 KILLED_BY_SIGKILL = 128 + signal.SIGKILL  # what a shell reports for a SIGKILLed command

@@ -539,3 +539,23 @@ def test_stats_prints_totals_and_states(server: FakeServer) -> None:
     lines = result.stdout.splitlines()
     assert lines[1].split() == ["completed", "2", "2", "0.5000", "2.0", "KiB", "1.0000"]
     assert lines[2].split()[0] == "total"
+
+
+# --- arrays -----------------------------------------------------------------------------
+
+
+def test_submit_an_array_and_show_its_task_counts(server: FakeServer) -> None:
+    server.on("POST", "/api/v1/jobs", 201, _job(5, array="0-99%10"))
+    result = server.run("submit", "--array", "0-99%10", "--", "echo", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert server.body()["array"] == "0-99%10"
+    tasks = {"count": 100, "limit": 10, "by_state": {"pending": 57, "running": 3, "completed": 40}}
+    server.on("GET", "/api/v1/jobs/5", body=_job(5, "running", array="0-99%10", tasks=tasks))
+    shown = server.run("show", "5")
+    assert "0-99%10: 100 tasks (40 completed, 57 pending, 3 running)" in shown.stdout
+
+
+def test_submit_without_an_array_sends_none(server: FakeServer) -> None:
+    server.on("POST", "/api/v1/jobs", 201, _job(6))
+    assert server.run("submit", "--", "true").exit_code == 0
+    assert "array" not in server.body()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
 from gantry.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
+from gantry.jobs.arrays import MAX_INDEX
 from gantry.jobs.errors import JobNotFound, SubmissionError
 from gantry.jobs.service import MAX_JOB_ID, build_jobs
 from gantry.jobs.states import JobState
-from gantry.jobs.store import JobFilter, get_job_detail, list_jobs
+from gantry.jobs.store import JobFilter, get_job, get_job_detail, list_jobs, list_tasks
 from gantry.schemas import (
     CancelResult,
     ErrorBody,
@@ -24,7 +25,11 @@ from gantry.schemas import (
     JobsPage,
     JobSubmitted,
     State,
+    TaskCancelResult,
+    TasksPage,
 )
+
+TaskState = Literal["running", "completed", "failed", "cancelled"]
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -142,3 +147,33 @@ async def cancel_job(job_id: JobId, engine: EngineDep) -> dict[str, Any]:
     """Cancel a job. Idempotent while it has not ended; an ended job answers 409."""
     state = await engine.cancel(job_id)
     return {"id": job_id, "state": state}
+
+
+@router.get("/{job_id}/tasks", response_model=TasksPage, responses=NOT_FOUND)
+async def list_job_tasks(
+    job_id: JobId,
+    read: ReaderDep,
+    state: Annotated[list[TaskState] | None, Query(description="Repeat for several.")] = None,
+    after: Annotated[int | None, Query(ge=-1, description="Keyset cursor: next_after.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The tasks of an array job that started, by index (pending ones have no entry)."""
+    if await read(get_job, job_id) is None:
+        raise JobNotFound(job_id)
+    rows = await read(list_tasks, job_id, states=tuple(state or ()), after=after, limit=limit)
+    next_after = rows[-1]["index"] if len(rows) == limit else None
+    return {"items": rows, "next_after": next_after}
+
+
+@router.post(
+    "/{job_id}/tasks/{index}/cancel",
+    response_model=TaskCancelResult,
+    status_code=202,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "The task ended."}},
+)
+async def cancel_job_task(
+    job_id: JobId, index: Annotated[int, Path(ge=0, le=MAX_INDEX)], engine: EngineDep
+) -> dict[str, Any]:
+    """Cancel one task of an array job; the other tasks run on."""
+    state = await engine.cancel_task(job_id, index)
+    return {"id": job_id, "index": index, "state": state}

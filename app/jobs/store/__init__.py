@@ -16,6 +16,7 @@ from gantry.jobs.store.read import (
     job_states,
     list_events,
     list_jobs,
+    list_tasks,
     load_active,
 )
 from gantry.jobs.store.records import (
@@ -50,6 +51,7 @@ __all__ = [
     "job_stats",
     "list_events",
     "list_jobs",
+    "list_tasks",
     "load_active",
     "new_job_row",
 ]

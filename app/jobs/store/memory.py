@@ -25,7 +25,13 @@ from gantry.jobs.store.records import (
     UnknownDependencies,
     new_job_row,
 )
-from gantry.jobs.store.write import dependencies_of, merge_transitions, regroup, split_groups
+from gantry.jobs.store.write import (
+    dependencies_of,
+    merge_tasks,
+    merge_transitions,
+    regroup,
+    split_groups,
+)
 from gantry.models import utcnow
 
 _ACTIVE = {state.value for state in ACTIVE}
@@ -36,6 +42,8 @@ class MemoryStore:
         self.rows: dict[int, dict[str, Any]] = {}
         self.depends_on: dict[int, list[int]] = {}
         self.events: list[Event] = []
+        #: (array job id, index) -> its task row
+        self.tasks: dict[tuple[int, int], dict[str, Any]] = {}
         self._keys: dict[str, tuple[str, int]] = {}
 
     # --- the port ---------------------------------------------------------------
@@ -68,6 +76,8 @@ class MemoryStore:
         await anyio.lowlevel.checkpoint()
         for job_id, values in merge_transitions(transitions).items():
             self.rows[job_id].update(values)
+        for key, values in merge_tasks(transitions).items():
+            self.tasks.setdefault(key, {}).update(values)
         events = [
             self._event(t.job_id, t.at, t.from_state, t.to_state, t.message)
             for t in transitions
@@ -87,7 +97,11 @@ class MemoryStore:
         ids = {row["id"] for row in rows}
         deps = {i: list(self.depends_on[i]) for i in sorted(ids) if i in self.depends_on}
         ended = {d for ds in deps.values() for d in ds} - ids
-        return ActiveRows(rows, deps, self._states(sorted(ended)))
+        tasks: dict[int, dict[int, str]] = {}
+        for (job_id, index), task in sorted(self.tasks.items()):
+            if job_id in ids:
+                tasks.setdefault(job_id, {})[index] = task["state"]
+        return ActiveRows(rows, deps, self._states(sorted(ended)), tasks)
 
     # --- for tests ----------------------------------------------------------------
 

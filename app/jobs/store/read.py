@@ -24,16 +24,19 @@ from sqlalchemy import (
     select,
 )
 
+from gantry.backends.base import ArraySpec
 from gantry.jobs.accounting import accounting_of_row
+from gantry.jobs.arrays import parse_stored
 from gantry.jobs.states import ACTIVE
 from gantry.jobs.store.records import ActiveRows
-from gantry.models import IdempotencyKey, Job, JobDependency, JobEvent, JobTag
+from gantry.models import ArrayTask, IdempotencyKey, Job, JobDependency, JobEvent, JobTag
 
 job_t: Table = Job.__table__  # type: ignore[attr-defined]
 dep_t: Table = JobDependency.__table__  # type: ignore[attr-defined]
 tag_t: Table = JobTag.__table__  # type: ignore[attr-defined]
 event_t: Table = JobEvent.__table__  # type: ignore[attr-defined]
 idem_t: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
+task_t: Table = ArrayTask.__table__  # type: ignore[attr-defined]
 
 #: How many of the newest ids a name-prefix page looks through first.
 PREFIX_WINDOW = 20_000
@@ -55,7 +58,34 @@ def get_job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     depends_on = get_dependencies(conn, [job_id]).get(job_id, [])
-    return {**row, "depends_on": depends_on, "accounting": accounting_of_row(row)}
+    detail = {**row, "depends_on": depends_on, "accounting": accounting_of_row(row)}
+    if row.get("array"):
+        detail["tasks"] = task_counts(conn, job_id, parse_stored(row["array"]))
+    return detail
+
+
+def task_counts(conn: Connection, job_id: int, spec: ArraySpec) -> dict[str, Any]:
+    """An array job's tasks by state; those without a row have not started."""
+    query = select(task_t.c.state, func.count()).where(task_t.c.job_id == job_id)
+    by_state = {"pending": spec.count}
+    for state, count in conn.execute(query.group_by(task_t.c.state)):
+        by_state[state] = count
+        by_state["pending"] -= count
+    return {"count": spec.count, "limit": spec.limit, "by_state": by_state}
+
+
+def list_tasks(
+    conn: Connection, job_id: int, *, states: Sequence[str], after: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Tasks of an array job that started, by index, one page at a time."""
+    query = select(task_t).where(task_t.c.job_id == job_id)
+    if states:
+        query = query.where(task_t.c.state.in_(list(states)))
+    if after is not None:
+        query = query.where(task_t.c.idx > after)
+    found = conn.execute(query.order_by(task_t.c.idx).limit(limit)).mappings()
+    rows = [dict(row) for row in found]
+    return [{**row, "index": row["idx"], "accounting": accounting_of_row(row)} for row in rows]
 
 
 def get_dependencies(conn: Connection, job_ids: Sequence[int]) -> dict[int, list[int]]:
@@ -160,7 +190,18 @@ def load_active_rows(conn: Connection) -> ActiveRows:
     rows = load_active(conn)
     deps = get_dependencies(conn, [row["id"] for row in rows])
     ended = {d for ds in deps.values() for d in ds} - {row["id"] for row in rows}
-    return ActiveRows(rows, deps, job_states(conn, list(ended)))
+    arrays = [row["id"] for row in rows if row.get("array")]
+    return ActiveRows(rows, deps, job_states(conn, list(ended)), task_states(conn, arrays))
+
+
+def task_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, dict[int, str]]:
+    """Array job id -> {index: state} of each task that started."""
+    found: dict[int, dict[int, str]] = {}
+    for chunk in chunks(sorted(job_ids), 900):
+        query = select(task_t.c.job_id, task_t.c.idx, task_t.c.state)
+        for row in conn.execute(query.where(task_t.c.job_id.in_(chunk))):
+            found.setdefault(row.job_id, {})[row.idx] = row.state
+    return found
 
 
 def job_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:

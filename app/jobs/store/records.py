@@ -79,6 +79,8 @@ class Transition:
     message: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
+    #: a change of task ``task`` of array job ``job_id`` (an ``array_task`` row), not of the job
+    task: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,8 @@ class ActiveRows:
     depends_on: dict[int, list[int]]
     #: id -> (state, name) of the dependencies that have ended
     ended: dict[int, tuple[str, str]]
+    #: array job id -> {task index: state} of its tasks that started
+    tasks: dict[int, dict[int, str]] = field(default_factory=dict)
 
 
 class IdempotencyConflict(RuntimeError):

@@ -13,6 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gantry.jobs.spec import NewJob
 from gantry.jobs.states import JobState
@@ -25,6 +26,7 @@ from gantry.jobs.store.read import (
     job_states,
     job_t,
     tag_t,
+    task_t,
 )
 from gantry.jobs.store.records import (
     EVENT_COLUMNS,
@@ -155,6 +157,8 @@ def merge_transitions(transitions: Sequence[Transition]) -> dict[int, dict[str, 
     """Job id -> the columns its changes set, in order (the last value of a column wins)."""
     merged: dict[int, dict[str, Any]] = {}
     for t in transitions:
+        if t.task is not None:
+            continue  # a task's row, not the job's
         values = merged.setdefault(t.job_id, {})
         values["updated_at"] = t.at
         values.update(t.values)
@@ -182,8 +186,36 @@ def apply_transitions(conn: Connection, transitions: Sequence[Transition]) -> li
             .values({k: bindparam(f"b_{k}") for k in keys})
         )
         conn.execute(stmt, rows)
+    _upsert_tasks(conn, [t for t in transitions if t.task is not None])
     changes = [t for t in transitions if t.to_state is not None]
     return _insert_events(conn, {key: list(map(attrgetter(key), changes)) for key in EVENT_COLUMNS})
+
+
+def merge_tasks(transitions: Sequence[Transition]) -> dict[tuple[int, int], dict[str, Any]]:
+    """(job id, index) -> the columns of its task row, in order (the last value wins)."""
+    merged: dict[tuple[int, int], dict[str, Any]] = {}
+    for t in transitions:
+        if t.task is not None:
+            merged.setdefault((t.job_id, t.task), {}).update(t.values)
+    return merged
+
+
+def _upsert_tasks(conn: Connection, transitions: Sequence[Transition]) -> None:
+    """Task rows made or updated, one executemany per set of columns."""
+    if not transitions:
+        return
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for (job_id, index), values in merge_tasks(transitions).items():
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"job_id": job_id, "idx": index, **values}
+        )
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for keys, rows in groups.items():
+        stmt = dialect.insert(task_t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["job_id", "idx"], set_={k: stmt.excluded[k] for k in keys}
+        )
+        conn.execute(stmt, rows)
 
 
 def _insert_events(conn: Connection, columns: Mapping[str, list[Any]]) -> list[Event]:
