@@ -6,7 +6,6 @@ Its config keys are described in :mod:`gantry.backends.slurm.config`.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,15 @@ from gantry.backends.base import (
     JobSubmission,
     StatusReport,
 )
-from gantry.backends.slurm.commands import CommandTimeout, Result, SlurmCommands
+from gantry.backends.slurm.commands import (
+    CommandTimeout,
+    SlurmCommands,
+    checked_ref,
+    chunks,
+    gone,
+    id_order,
+    parse_sbatch,
+)
 from gantry.backends.slurm.config import SlurmSettings
 from gantry.backends.slurm.queries import (
     MAX_IDS_IN_ARGV,
@@ -39,18 +46,22 @@ from gantry.backends.slurm.submission import (
     batch_script,
     check_directives,
     normalise_options,
+    passed_env,
     sbatch_argv,
     sbatch_environment,
 )
-from gantry.backends.slurm.tracking import PollStats, Watch, merge_sacct, sacct_turn
+from gantry.backends.slurm.tracking import (
+    ArrayWatch,
+    PollStats,
+    Watch,
+    array_tasks,
+    merge_sacct,
+    sacct_turn,
+    take_array,
+)
 
 log = logging.getLogger(__name__)
-
-#: Server variables sbatch needs; nothing else of the server's reaches a job.
-PASSED_ENV = frozenset({"SLURM_CONF", "SLURM_CLUSTERS"})
-
-#: scancel/squeue messages that mean "no such job (any more)": not an error.
-GONE = ("invalid job id", "already completing or completed", "job has already finished")
+SUBMITTED_ARRAY = SlurmJob("", "PENDING", None, "", None, None, "")
 
 
 class SlurmBackend(Backend):
@@ -59,6 +70,7 @@ class SlurmBackend(Backend):
     name: ClassVar[str] = "slurm"
     option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
     supports_dependencies: ClassVar[bool] = True
+    supports_arrays: ClassVar[bool] = True
 
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
@@ -67,6 +79,7 @@ class SlurmBackend(Backend):
         self.commands = SlurmCommands(self.settings.command_timeout)
         self.poll_stats = PollStats()
         self._tracked: dict[str, Watch] = {}
+        self._arrays: dict[str, ArrayWatch] = {}  # tracked array jobs, by ref
         self._wake: anyio.Event | None = None
         self._fast_left = 0
         self._last_poll = 0.0
@@ -88,46 +101,60 @@ class SlurmBackend(Backend):
         given = {k: v for k, v in job.options.items() if v is not None}
         try:
             options = normalise_options({**self.settings.option_defaults, **given})
-            deps = [_checked_ref(d) for d in dependencies]
+            deps = [checked_ref(d) for d in dependencies]
             check_directives(job.spec)
             argv = sbatch_argv(job, options, deps, self.job_name(job.key))
-            env = sbatch_environment(job.env, self._passed_env())
+            env = sbatch_environment(job.env, passed_env())
         except ValueError as exc:
             raise BackendError(str(exc)) from None
         await self._make_log_dirs(job.stdout_path.parent, job.stderr_path.parent)
-        ref = await self._sbatch(argv, batch_script(job.spec), env, job.key)
+        script = batch_script(job.spec, array=job.array is not None)
+        ref = await self._sbatch(argv, script, env, job.key)
+        if job.array is not None:
+            self._arrays[ref] = ArrayWatch(job.array)
         self._tracked[ref] = Watch(last=BackendStatus.SUBMITTED)
         self._hurry()
         return ref
 
     async def cancel(self, ref: str) -> None:
-        ref = _checked_ref(ref)
+        ref = checked_ref(ref)
         result = await self.commands.run(["scancel", ref])
-        if not result.ok and not _gone(result):
+        if not result.ok and not gone(result):
             raise BackendError(f"scancel {ref} failed: {result.message}")
         self._tracked.setdefault(ref, Watch(last=None))  # so its end gets reported
         self._hurry()
 
+    async def cancel_task(self, ref: str, index: int) -> None:
+        task = f"{checked_ref(ref)}_{int(index)}"  # Slurm's own name for one task
+        result = await self.commands.run(["scancel", task])
+        if not result.ok and not gone(result):
+            raise BackendError(f"scancel {task} failed: {result.message}")
+        self._hurry()
+
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
-        checked = [_checked_ref(r) for r in refs]
+        checked = [checked_ref(r) for r in refs]
         found = await self._query(checked) if checked else {}
         unknown = StatusReport(BackendStatus.UNKNOWN, reason="Slurm has no record of this job")
+        # An array's tasks are reported by the poller, one by one.
+        found |= {r: SUBMITTED_ARRAY for r in checked if r in self._arrays}
         return {ref: found[ref].report() if ref in found else unknown for ref in checked}
 
     async def adopt(self, job: JobSubmission, ref: str) -> None:
-        self._tracked.setdefault(_checked_ref(ref), Watch(last=None))
+        if job.array is not None:
+            self._arrays.setdefault(checked_ref(ref), ArrayWatch(job.array))
+        self._tracked.setdefault(checked_ref(ref), Watch(last=None))
         self._hurry()
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
         by_name = {self.job_name(k): k for k in keys}
         found: dict[str, str] = {}
-        for chunk in _chunks(list(by_name), 500):
+        for chunk in chunks(list(by_name), 500):
             jobs = await self._squeue(squeue_argv(names=chunk))
             rest = [n for n in chunk if n not in {j.name for j in jobs.values()}]
             if rest:
                 jobs |= await self._sacct(sacct_argv(names=rest))
             # The newest submission of a name wins (ids only grow).
-            for job in sorted(jobs.values(), key=lambda j: _id_order(j.job_id)):
+            for job in sorted(jobs.values(), key=lambda j: id_order(j.job_id)):
                 if job.name in by_name:
                     found[by_name[job.name]] = job.job_id
         return found
@@ -153,6 +180,7 @@ class SlurmBackend(Backend):
 
     async def close(self) -> None:
         self._tracked.clear()
+        self._arrays.clear()
 
     # --- polling -----------------------------------------------------------------------
 
@@ -210,7 +238,8 @@ class SlurmBackend(Backend):
         waiting: set[str] = set()
         try:
             found = await self._squeue_ids(refs)
-            asked = sacct_turn(self._tracked, refs, found)[:MAX_IDS_IN_ARGV]
+            tasks = array_tasks(found, self._arrays)
+            asked = sacct_turn(self._tracked, refs, found, self._arrays, tasks)[:MAX_IDS_IN_ARGV]
             if asked:
                 used += 1
                 try:
@@ -236,13 +265,23 @@ class SlurmBackend(Backend):
         """Report what moved; drop ended jobs, and jobs Slurm no longer knows at all."""
         now = time.monotonic()
         asked_set = set(asked)
+        tasks = array_tasks(found, self._arrays)
         for ref in refs:
             watch = self._tracked.get(ref)
             if watch is None:
                 continue  # dropped meanwhile (close)
             if ref in asked_set:
                 watch.asked = now
+            array = self._arrays.get(ref)
             job = found.get(ref)
+            if array is not None and (ref in tasks or job is not None):
+                watch.missing_since = None
+                wait = self.settings.accounting_wait
+                for report in take_array(ref, array, tasks.get(ref, []), job, waiting, now, wait):
+                    self._emit(ref, report)
+                if array.finished():
+                    del self._tracked[ref], self._arrays[ref]
+                continue
             if job is None:
                 if ref in asked_set:  # only sacct's silence counts
                     watch.missing_since = watch.missing_since or now
@@ -283,25 +322,25 @@ class SlurmBackend(Backend):
         """One squeue for all refs, then sacct (in chunks) for those squeue no longer has."""
         found = await self._squeue_ids(refs)
         missing = [ref for ref in refs if ref not in found]
-        for chunk in _chunks(missing, MAX_IDS_IN_ARGV):
+        for chunk in chunks(missing, MAX_IDS_IN_ARGV):
             found |= await self._sacct_ids(chunk)
         return found
 
     async def _squeue_ids(self, refs: Sequence[str]) -> dict[str, SlurmJob]:
         wanted = set(refs)
         jobs = await self._squeue(squeue_argv(ids=refs))
-        return {ref: job for ref, job in jobs.items() if ref in wanted}
+        return {k: job for k, job in jobs.items() if k.partition("_")[0] in wanted}  # and tasks
 
     async def _sacct_ids(self, refs: Sequence[str]) -> dict[str, SlurmJob]:
         wanted = set(refs)
         jobs = await self._sacct(sacct_argv(ids=refs))
-        return {ref: job for ref, job in jobs.items() if ref in wanted}
+        return {k: job for k, job in jobs.items() if k.partition("_")[0] in wanted}
 
     async def _squeue(self, argv: list[str]) -> dict[str, SlurmJob]:
         result = await self.commands.run(argv)
         if result.ok:
             return parse_squeue(result.stdout)
-        if _gone(result):
+        if gone(result):
             return {}  # every id asked for has left slurmctld's memory
         raise BackendError(f"squeue failed: {result.message}")
 
@@ -334,17 +373,12 @@ class SlurmBackend(Backend):
                 problem = str(exc)
                 continue
             if result.ok:
-                return _parse_sbatch(result)
+                return parse_sbatch(result)
             if not result.transient:
                 raise BackendError(f"Slurm refused the job: {result.message}")
             problem = result.message
         tries = "once" if retries == 0 else f"{retries + 1} times"
         raise BackendError(f"sbatch failed {tries}: {problem}")
-
-    @staticmethod
-    def _passed_env() -> dict[str, str]:
-        """The server's variables that tell sbatch where the cluster is."""
-        return {k: v for k, v in os.environ.items() if k in PASSED_ENV}
 
     async def _lookup_quietly(self, key: str) -> str | None:
         try:
@@ -358,33 +392,3 @@ class SlurmBackend(Backend):
             if directory not in self._log_dirs:
                 await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
                 self._log_dirs.add(directory)
-
-
-def _checked_ref(ref: str) -> str:
-    """A Slurm job id; refusing anything else keeps argv free of stray options."""
-    text = str(ref).strip()
-    if not text.isdigit():
-        raise BackendError(f"{ref!r} is not a Slurm job id")
-    return text
-
-
-def _parse_sbatch(result: Result) -> str:
-    # --parsable prints "<id>" or "<id>;<cluster>".
-    lines = result.stdout.split()
-    ref = lines[-1].split(";")[0] if lines else ""
-    if not ref.isdigit():
-        raise BackendError(f"sbatch printed no job id: {result.stdout.strip()!r}")
-    return ref
-
-
-def _gone(result: Result) -> bool:
-    lowered = result.stderr.lower()
-    return any(message in lowered for message in GONE)
-
-
-def _id_order(job_id: str) -> int:
-    return int(job_id) if job_id.isdigit() else -1
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

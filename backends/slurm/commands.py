@@ -151,3 +151,37 @@ def _strip_prefix(line: str, command: str) -> str:
         if line.startswith(prefix):
             return line[len(prefix) :].strip()
     return line
+
+
+#: scancel/squeue messages that mean "no such job (any more)": not an error.
+GONE = ("invalid job id", "already completing or completed", "job has already finished")
+
+
+def parse_sbatch(result: Result) -> str:
+    # --parsable prints "<id>" or "<id>;<cluster>".
+    lines = result.stdout.split()
+    ref = lines[-1].split(";")[0] if lines else ""
+    if not ref.isdigit():
+        raise BackendError(f"sbatch printed no job id: {result.stdout.strip()!r}")
+    return ref
+
+
+def gone(result: Result) -> bool:
+    lowered = result.stderr.lower()
+    return any(message in lowered for message in GONE)
+
+
+def checked_ref(ref: str) -> str:
+    """A Slurm job id; refusing anything else keeps argv free of stray options."""
+    text = str(ref).strip()
+    if not text.isdigit():
+        raise BackendError(f"{ref!r} is not a Slurm job id")
+    return text
+
+
+def id_order(job_id: str) -> int:
+    return int(job_id) if job_id.isdigit() else -1
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

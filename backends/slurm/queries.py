@@ -30,12 +30,15 @@ log = logging.getLogger(__name__)
 MAX_IDS_IN_ARGV = 2000
 
 # Name comes last: it is the one field a user could fill with "|".
-SQUEUE_FIELDS = "JobID:|,State:|,exit_code:|,Reason:|,StartTime:|,EndTime:|,Name:|"
+# An array's task is <ArrayJobID>_<ArrayTaskID>; its tasks not started yet are
+# one line with a range as ArrayTaskID ("2-99%5"), keyed by the array's id.
+SQUEUE_FIELDS = (
+    "JobID:|,ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,Reason:|,StartTime:|,EndTime:|,Name:|"
+)
+_SQUEUE_COUNT = SQUEUE_FIELDS.count(",") + 1
 # UserCPU + SystemCPU is TotalCPU, split; MaxRSS is per step (needs
 # JobAcctGatherType=jobacct_gather/linux or cgroup, else it is empty).
-SACCT_FIELDS = (
-    "JobIDRaw,State,ExitCode,Reason,Start,End,UserCPU,SystemCPU,MaxRSS,ElapsedRaw,JobName"
-)
+SACCT_FIELDS = "JobID,State,ExitCode,Reason,Start,End,UserCPU,SystemCPU,MaxRSS,ElapsedRaw,JobName"
 _SACCT_COUNT = SACCT_FIELDS.count(",") + 1
 
 
@@ -73,14 +76,20 @@ def squeue_argv(ids: Sequence[str] | None = None, names: Sequence[str] | None = 
 
 
 def parse_squeue(text: str) -> dict[str, SlurmJob]:
+    """One SlurmJob per line, keyed by job id, or ``<array id>_<index>`` for an array's task."""
     jobs: dict[str, SlurmJob] = {}
     for line in text.splitlines():
-        parts = line.split("|", 6)
-        if len(parts) != 7 or not parts[0].strip():
+        parts = line.split("|", _SQUEUE_COUNT - 1)
+        if len(parts) != _SQUEUE_COUNT or not parts[0].strip():
             if line.strip():
                 log.warning("ignoring squeue line %r", line)
             continue
-        job_id, state, status, reason, start, end, name = (p.strip() for p in parts)
+        raw_id, array_id, task, state, status, reason, start, end, name = (p.strip() for p in parts)
+        job_id = raw_id
+        if task.isdigit():
+            job_id = f"{array_id}_{task}"
+        elif task not in ("", "N/A") and array_id.isdigit():
+            job_id = array_id  # the array's tasks that have not started
         jobs[job_id] = SlurmJob(
             job_id, state, parse_wait_status(status), reason,
             parse_time(start), parse_time(end), name.removesuffix("|"),
@@ -117,6 +126,7 @@ def parse_sacct(text: str) -> dict[str, SlurmJob]:
             continue
         job_id, state, code, reason, start, end, user, system, rss, elapsed, name = parts
         base, _, step = job_id.partition(".")
+        base = base.split("_[", 1)[0]  # an array's tasks not started: "12_[3-99%5]"
         exit_info = parse_exit_code(code)
         peak = parse_memory(rss)
         if step and peak is not None:

@@ -7,6 +7,7 @@ environment is sbatch's own environment: no shell ever parses a user string.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -229,7 +230,12 @@ def sbatch_argv(
 ) -> list[str]:
     """sbatch's argv; the script itself goes on stdin."""
     argv = ["sbatch", "--parsable", f"--job-name={job_name}"]
-    argv += [f"--output={_log_path(job.stdout_path)}", f"--error={_log_path(job.stderr_path)}"]
+    out, err = _log_path(job.stdout_path), _log_path(job.stderr_path)
+    if job.array is not None:
+        # One log per task: sbatch puts the task's index for %a (<id>_<index>.stdout).
+        out, err = _per_task(out), _per_task(err)
+        argv.append(f"--array={job.array.text}")
+    argv += [f"--output={out}", f"--error={err}"]
     argv += [f"--chdir={job.working_dir}", "--export=ALL"]  # all of sbatch_environment()
     if options.get("cores") is not None:
         argv.append(f"--cpus-per-task={options['cores']}")
@@ -251,6 +257,12 @@ def sbatch_argv(
     return argv
 
 
+def _per_task(log: str) -> str:
+    """``12.stdout`` -> ``12_%a.stdout``: where task_log_path puts each task's log."""
+    path = Path(log)
+    return str(path.with_name(f"{path.stem}_%a{path.suffix}"))
+
+
 def _log_path(path: Path) -> str:
     text = str(path)
     if "%" in text or "\\" in text:
@@ -259,9 +271,25 @@ def _log_path(path: Path) -> str:
     return text
 
 
-def batch_script(spec: str) -> str:
-    """The job's spec as sbatch reads it: with a ``#!/bin/bash`` line if it has no shebang."""
-    return spec if spec.startswith("#!") else "#!/bin/bash\n" + spec
+def batch_script(spec: str, array: bool = False) -> str:
+    """The job's spec as sbatch reads it: with a ``#!/bin/bash`` line if it has no shebang.
+
+    An array's task also gets its index as ``GANTRY_ARRAY_INDEX`` (a script with
+    a shebang of its own has Slurm's ``SLURM_ARRAY_TASK_ID`` only).
+    """
+    if spec.startswith("#!"):
+        return spec
+    index = 'export GANTRY_ARRAY_INDEX="$SLURM_ARRAY_TASK_ID"\n' if array else ""
+    return "#!/bin/bash\n" + index + spec
+
+
+#: Server variables sbatch needs; nothing else of the server's reaches a job.
+PASSED_ENV = frozenset({"SLURM_CONF", "SLURM_CLUSTERS"})
+
+
+def passed_env() -> dict[str, str]:
+    """The server's variables that tell sbatch where the cluster is."""
+    return {k: v for k, v in os.environ.items() if k in PASSED_ENV}
 
 
 def sbatch_environment(env: Mapping[str, str], passed: Mapping[str, str]) -> dict[str, str]:

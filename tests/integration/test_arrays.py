@@ -190,3 +190,82 @@ async def test_an_array_on_a_backend_without_arrays_is_refused_naming_it(
         "backend 'fake' cannot run arrays: submit it to one that can (local)"
     )
     assert retried.status_code == 422 and "max_retries 0" in retried.text
+
+
+# --- the same on a real Slurm cluster: one sbatch --array, tasks polled in bulk ----------
+
+
+@pytest.fixture
+def slurm(make_client: Callable[..., Any]) -> Callable[..., Any]:
+    from gantry.backends.slurm import SlurmBackend
+    from tests.conftest import need
+    from tests.integration.test_backend_suite import SLURM_HOW, slurm_running
+
+    need(slurm_running(), SLURM_HOW)
+    return lambda: make_client({"slurm": SlurmBackend}, default_backend="slurm")
+
+
+def most_at_once(marks: Path, indices: range) -> int:
+    spans = [
+        (float((marks / f"{i}.start").read_text()), float((marks / f"{i}.end").read_text()))
+        for i in indices
+    ]
+    moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    alive = most = 0
+    for _, step in moments:
+        alive += step
+        most = max(most, alive)
+    return most
+
+
+@pytest.mark.slurm
+async def test_slurm_runs_an_array_with_its_limit_and_each_tasks_accounting(
+    slurm: Callable[..., Any], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = (
+        f'date +%s.%N > {marks}/"$GANTRY_ARRAY_INDEX".start; sleep 0.3; '
+        f'[ "$SLURM_ARRAY_TASK_ID" = "$GANTRY_ARRAY_INDEX" ] && '
+        f'date +%s.%N > {marks}/"$GANTRY_ARRAY_INDEX".end'
+    )
+    async with slurm() as (client, app):
+        job = await submit(client, spec=spec, array="0-99%5", working_dir=str(tmp_path))
+        done = await wait_state(client, job["id"], "completed", "failed", timeout=600)
+        tasks = await tasks_of(client, job["id"])
+        commands = app.state.engine.backends["slurm"].commands
+    assert done["state"] == "completed", done["reason"]
+    assert sorted(tasks) == list(range(100))
+    assert 1 <= most_at_once(marks, range(100)) <= 5
+    assert commands.counts["sbatch"] == 1
+    measured = [t["accounting"] for t in tasks.values() if t["accounting"]]
+    assert measured and all(a["cpu_user_seconds"] is not None for a in measured)
+
+
+@pytest.mark.slurm
+async def test_slurm_a_failed_task_fails_the_array_and_cancel_one_task_leaves_the_rest(
+    slurm: Callable[..., Any], tmp_path: Path
+) -> None:
+    async with slurm() as (client, _):
+        failing = await submit(
+            client, name="sweep", spec='[ "$GANTRY_ARRAY_INDEX" != 2 ]', array="0-3",
+            working_dir=str(tmp_path),
+        )  # fmt: skip
+        after = await submit(client, spec="true", depends_on=[failing["id"]])
+        spec = 'if [ "$GANTRY_ARRAY_INDEX" = 1 ]; then sleep 300; else sleep 2; fi'
+        mixed = await submit(client, spec=spec, array="0-2", working_dir=str(tmp_path))
+        with anyio.fail_after(120):
+            while (await tasks_of(client, mixed["id"])).get(1, {}).get("state") != "running":
+                await anyio.sleep(0.2)
+        answer = await client.post(f"{API}/jobs/{mixed['id']}/tasks/1/cancel")
+        assert answer.status_code == 202, answer.text
+        failed = await wait_state(client, failing["id"], "failed", "completed", timeout=120)
+        cancelled = await wait_state(client, after["id"], "cancelled", "completed", timeout=120)
+        ended = await wait_state(client, mixed["id"], "failed", "completed", timeout=120)
+        tasks = await tasks_of(client, mixed["id"])
+    assert failed["reason"].startswith("1 of 4 tasks failed (first: task 2: ")
+    assert cancelled["state"] == "cancelled"
+    assert {i: t["state"] for i, t in tasks.items()} == {
+        0: "completed", 1: "cancelled", 2: "completed"
+    }  # fmt: skip
+    assert ended["reason"] == "1 of 3 tasks cancelled"

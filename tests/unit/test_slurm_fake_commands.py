@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from gantry.backends.base import (
     Accounting,
+    ArraySpec,
     BackendContext,
     BackendError,
     BackendStatus,
@@ -219,7 +221,7 @@ async def test_a_retry_finds_the_job_a_failed_call_submitted(
     fake: FakeSlurm, tmp_path: Path
 ) -> None:
     fake.answer("sbatch", error("sbatch", "Resource temporarily unavailable"))
-    fake.answer("squeue", {"stdout": "31|PENDING|0|None|N/A|NONE|gantry-5.1|\n"})
+    fake.answer("squeue", {"stdout": "31|31|N/A|PENDING|0|None|N/A|NONE|gantry-5.1|\n"})
     backend = make_backend(tmp_path, retry_delay="0.01")
     assert await backend.submit(job(tmp_path), []) == "31"
     assert len(fake.calls("sbatch")) == 1  # no second copy of the job
@@ -295,7 +297,7 @@ def test_validate_options_raises_value_error(tmp_path: Path) -> None:
 
 
 async def test_status_asks_squeue_then_sacct_for_the_rest(fake: FakeSlurm, tmp_path: Path) -> None:
-    fake.answer("squeue", {"stdout": "10|RUNNING|0|None|1700000000|NONE|gantry-1.1|\n"})
+    fake.answer("squeue", {"stdout": "10|10|N/A|RUNNING|0|None|1700000000|NONE|gantry-1.1|\n"})
     fake.answer("sacct", {"stdout": (
         "11|COMPLETED|0:0|None|1700000000|1700000005|||||gantry-2.1\n"
         "11.batch|COMPLETED|0:0||1700000000|1700000005|||||batch\n")})  # fmt: skip
@@ -323,10 +325,10 @@ async def test_poller_reports_each_change_once_and_stops_at_the_end(
     fake.answer("sbatch", {"stdout": "50\n"})
     fake.answer(
         "squeue",
-        {"stdout": "50|PENDING|0|Priority|N/A|NONE|gantry-5.1|\n"},
-        {"stdout": "50|RUNNING|0|None|1700000000|NONE|gantry-5.1|\n"},
-        {"stdout": "50|RUNNING|0|None|1700000000|NONE|gantry-5.1|\n"},
-        {"stdout": "50|FAILED|768|NonZeroExitCode|1700000000|1700000002|gantry-5.1|\n"},
+        {"stdout": "50|50|N/A|PENDING|0|Priority|N/A|NONE|gantry-5.1|\n"},
+        {"stdout": "50|50|N/A|RUNNING|0|None|1700000000|NONE|gantry-5.1|\n"},
+        {"stdout": "50|50|N/A|RUNNING|0|None|1700000000|NONE|gantry-5.1|\n"},
+        {"stdout": "50|50|N/A|FAILED|768|NonZeroExitCode|1700000000|1700000002|gantry-5.1|\n"},
     )
     reports = Reports()
     backend = make_backend(tmp_path, reports, fast_poll_interval="0.05", poll_interval="0.05")
@@ -344,7 +346,7 @@ async def test_poller_reports_each_change_once_and_stops_at_the_end(
 async def test_unknown_state_is_reported_as_unknown_with_raw(
     fake: FakeSlurm, tmp_path: Path
 ) -> None:
-    fake.answer("squeue", {"stdout": "60|TELEPORTED|0|None|N/A|NONE|gantry-5.1|\n"})
+    fake.answer("squeue", {"stdout": "60|60|N/A|TELEPORTED|0|None|N/A|NONE|gantry-5.1|\n"})
     reports = Reports()
     backend = make_backend(tmp_path, reports, poll_interval="0.05")
     async with running(backend):
@@ -357,7 +359,9 @@ async def test_many_tracked_jobs_cost_at_most_two_commands_per_cycle(
     fake: FakeSlurm, tmp_path: Path
 ) -> None:
     refs = [str(i) for i in range(1000, 2000)]
-    running_lines = "".join(f"{r}|RUNNING|0|None|1|NONE|gantry-{r}.1|\n" for r in refs[:600])
+    running_lines = "".join(
+        f"{r}|{r}|N/A|RUNNING|0|None|1|NONE|gantry-{r}.1|\n" for r in refs[:600]
+    )
     fake.answer("squeue", {"stdout": running_lines})
     fake.answer(
         "sacct", {"stdout": "".join(f"{r}|COMPLETED|0:0|None|1|2|||||x\n" for r in refs[600:])}
@@ -383,7 +387,7 @@ async def test_poller_survives_slurm_errors(
         "squeue",
         error("squeue", "Unable to contact slurm controller"),
         error("squeue", "Unable to contact slurm controller"),
-        {"stdout": "70|COMPLETED|0|None|1|2|gantry-5.1|\n"},
+        {"stdout": "70|70|N/A|COMPLETED|0|None|1|2|gantry-5.1|\n"},
     )
     reports = Reports()
     backend = make_backend(tmp_path, reports, poll_interval="0.05")
@@ -414,7 +418,7 @@ async def test_a_job_nobody_knows_is_reported_unknown_then_dropped(
 async def test_poller_stops_when_cancelled_even_if_polls_run_back_to_back(
     fake: FakeSlurm, tmp_path: Path
 ) -> None:
-    fake.answer("squeue", {"stdout": "95|RUNNING|0|None|1|NONE|gantry-5.1|\n", "sleep": 0.1})
+    fake.answer("squeue", {"stdout": "95|95|N/A|RUNNING|0|None|1|NONE|gantry-5.1|\n", "sleep": 0.1})
     backend = make_backend(tmp_path, poll_interval="0.01")  # shorter than one squeue
     async with running(backend):
         await backend.adopt(job(tmp_path), "95")
@@ -458,7 +462,7 @@ async def test_cancel_reports_real_failures(fake: FakeSlurm, tmp_path: Path) -> 
 
 
 async def test_lookup_by_job_name_in_squeue_then_sacct(fake: FakeSlurm, tmp_path: Path) -> None:
-    fake.answer("squeue", {"stdout": "20|RUNNING|0|None|1|NONE|gantry-1.1|\n"})
+    fake.answer("squeue", {"stdout": "20|20|N/A|RUNNING|0|None|1|NONE|gantry-1.1|\n"})
     fake.answer("sacct", {"stdout": (
         "15|FAILED|1:0|None|1|2|||||gantry-2.1\n"
         "18|COMPLETED|0:0|None|1|2|||||gantry-2.1\n"
@@ -504,7 +508,7 @@ async def test_sacct_takes_turns_when_too_many_jobs_left_squeue(
 async def test_a_bug_in_one_cycle_does_not_stop_the_poller(
     fake: FakeSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake.answer("squeue", {"stdout": "90|COMPLETED|0|None|1|2|gantry-5.1|\n"})
+    fake.answer("squeue", {"stdout": "90|90|N/A|COMPLETED|0|None|1|2|gantry-5.1|\n"})
     reports = Reports()
     backend = make_backend(tmp_path, reports, poll_interval="0.05")
     real_take = backend._take
@@ -524,7 +528,7 @@ async def test_a_bug_in_one_cycle_does_not_stop_the_poller(
 
 
 async def test_a_cancelled_job_is_watched_until_it_ends(fake: FakeSlurm, tmp_path: Path) -> None:
-    fake.answer("squeue", {"stdout": "91|CANCELLED|15|None|1|2|gantry-5.1|\n"})
+    fake.answer("squeue", {"stdout": "91|91|N/A|CANCELLED|15|None|1|2|gantry-5.1|\n"})
     reports = Reports()
     backend = make_backend(tmp_path, reports, poll_interval="0.05")
     async with running(backend):
@@ -535,7 +539,7 @@ async def test_a_cancelled_job_is_watched_until_it_ends(fake: FakeSlurm, tmp_pat
 
 # --- accounting ------------------------------------------------------------------------
 
-ENDED_IN_SQUEUE = {"stdout": "80|COMPLETED|0|None|1|2|gantry-8.1|\n"}
+ENDED_IN_SQUEUE = {"stdout": "80|80|N/A|COMPLETED|0|None|1|2|gantry-8.1|\n"}
 RUNNING_IN_SACCT = {"stdout": "80|RUNNING|0:0|None|1|Unknown|00:00:00|00:00:00||1|gantry-8.1\n"}
 ENDED_IN_SACCT = {"stdout": (
     "80|COMPLETED|0:0|None|1|2|00:01.000|00:00.500||1|gantry-8.1\n"
@@ -580,3 +584,40 @@ async def test_an_end_is_reported_without_accounting_when_sacct_cannot_say(
     await anyio.sleep(0.1)
     await backend.poll_once()
     assert [r.status for _, r in reports.items] == [BackendStatus.COMPLETED]
+
+
+# --- arrays -----------------------------------------------------------------------------
+
+
+async def test_an_array_is_one_sbatch_and_its_tasks_report_one_by_one(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    fake.answer("sbatch", {"stdout": "90\n"})
+    fake.answer(
+        "squeue",
+        {"stdout": "90|90|1-3|PENDING|0|None|N/A|N/A|g|\n91|90|0|RUNNING|0|None|5|NONE|g|\n"},
+        {"stdout": "90|90|2-3|CANCELLED|0|None|N/A|9|g|\n"
+                   "91|90|0|COMPLETED|0|None|5|8|g|\n92|90|1|CANCELLED|0|None|6|9|g|\n"},
+    )  # fmt: skip
+    reports = Reports()
+    backend = make_backend(tmp_path, reports, accounting_wait="0.01")
+    array = replace(job(tmp_path), spec="echo $GANTRY_ARRAY_INDEX",
+                    array=ArraySpec("0-3", ((0, 3, 1),), None, 4))  # fmt: skip
+    ref = await backend.submit(array, [])
+    (sbatch,) = fake.calls("sbatch")
+    assert "--array=0-3" in sbatch["argv"]
+    assert any(a.startswith("--output=") and a.endswith("_%a.stdout") for a in sbatch["argv"])
+    assert 'export GANTRY_ARRAY_INDEX="$SLURM_ARRAY_TASK_ID"' in sbatch["stdin"]
+    await backend.poll_once()
+    assert [(r.task, r.status) for _, r in reports.items] == [(0, BackendStatus.RUNNING)]
+    await backend.poll_once()
+    assert len(fake.calls("squeue")) == 2
+    await anyio.sleep(0.05)
+    await backend.poll_once()  # sacct knew nothing: ends are reported without accounting
+    got = {r.task: r.status for _, r in reports.items}
+    assert got == {0: BackendStatus.COMPLETED, 1: BackendStatus.CANCELLED,
+                   2: BackendStatus.CANCELLED, 3: BackendStatus.CANCELLED}  # fmt: skip
+    assert all(ref_ == ref for ref_, _ in reports.items)
+    assert backend.poll_stats.max_commands_per_cycle <= 2
+    await backend.cancel_task(ref, 2)
+    assert fake.calls("scancel")[-1]["argv"] == ["90_2"]

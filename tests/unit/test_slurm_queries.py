@@ -18,10 +18,10 @@ from gantry.backends.slurm.states import ExitInfo, parse_cpu_time, parse_memory
 
 # As squeue 22.05 prints it with --Format=...:| (SLURM_TIME_FORMAT=%s).
 SQUEUE = """\
-1|FAILED|256|NonZeroExitCode|1795308364|1795308364|gantry-1.1|
-4|RUNNING|0|None|1795308376|NONE|gantry-4.1|
-5|PENDING|0|Dependency|N/A|NONE|name|with|bars|
-6|CANCELLED|15|None|1795308376|1795308377|gantry-6.1|
+1|1|N/A|FAILED|256|NonZeroExitCode|1795308364|1795308364|gantry-1.1|
+4|4|N/A|RUNNING|0|None|1795308376|NONE|gantry-4.1|
+5|5|N/A|PENDING|0|Dependency|N/A|NONE|name|with|bars|
+6|6|N/A|CANCELLED|15|None|1795308376|1795308377|gantry-6.1|
 """
 
 # As sacct 22.05 prints it with --parsable2 --noheader.
@@ -117,3 +117,24 @@ def test_parse_cpu_time(text: str, seconds: float | None) -> None:
 )
 def test_parse_memory(text: str, amount: int | None) -> None:
     assert parse_memory(text) == amount
+
+
+def test_an_arrays_tasks_are_keyed_by_array_id_and_index() -> None:
+    # squeue 22.05: a running task has its own JobID; those not started are one line.
+    squeue = parse_squeue(
+        "163|163|2-5%2|PENDING|0|JobArrayTaskLimit|N/A|N/A|gantry-1.1|\n"
+        "165|163|1|RUNNING|0|None|1796528349|NONE|gantry-1.1|\n"
+        "167|163|3|FAILED|256|NonZeroExitCode|1796528349|1796528351|gantry-1.1|\n"
+    )
+    assert set(squeue) == {"163", "163_1", "163_3"}
+    assert squeue["163"].report().status is BackendStatus.SUBMITTED
+    assert squeue["163_3"].report().exit_code == 1
+    sacct = parse_sacct(
+        "163_0|COMPLETED|0:0||1|3|00:00.002|00:00.001||3|gantry-1.1\n"
+        "163_0.batch|COMPLETED|0:0||1|3|00:00.002|00:00.001|3152K|3|batch\n"
+        "163_[4-5%2]|CANCELLED by 0|0:0|None|Unknown|1|00:00:00|00:00:00||0|gantry-1.1\n"
+    )
+    assert set(sacct) == {"163_0", "163"}
+    accounting = sacct["163_0"].report().accounting
+    assert accounting is not None and accounting.max_rss == 3152 * 1024
+    assert sacct["163"].report().status is BackendStatus.CANCELLED

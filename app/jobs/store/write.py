@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from gantry.jobs.spec import NewJob
 from gantry.jobs.states import JobState
@@ -38,7 +38,7 @@ from gantry.jobs.store.records import (
     Transition,
     UnknownDependencies,
 )
-from gantry.jobs.store.sqlite import bulk_insert, insert_plain
+from gantry.jobs.store.sqlite import bulk_insert, converted, insert_plain
 from gantry.models import utcnow
 
 
@@ -201,7 +201,12 @@ def merge_tasks(transitions: Sequence[Transition]) -> dict[tuple[int, int], dict
 
 
 def _upsert_tasks(conn: Connection, transitions: Sequence[Transition]) -> None:
-    """Task rows made or updated, one executemany per set of columns."""
+    """Task rows made or updated, one executemany per set of columns.
+
+    On SQLite a plain DBAPI executemany (as :func:`bulk_insert`): SQLAlchemy's
+    ON CONFLICT statement cost an array's 10,000 tasks more server CPU than
+    10,000 single jobs' state changes.
+    """
     if not transitions:
         return
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -209,9 +214,24 @@ def _upsert_tasks(conn: Connection, transitions: Sequence[Transition]) -> None:
         groups.setdefault(tuple(sorted(values)), []).append(
             {"job_id": job_id, "idx": index, **values}
         )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for keys, rows in groups.items():
-        stmt = dialect.insert(task_t)
+        if conn.dialect.name == "sqlite":
+            names = ("job_id", "idx", *keys)
+            columns = [
+                converted(process, [row[name] for row in rows])
+                if (process := task_t.c[name].type._cached_bind_processor(conn.dialect))
+                else [row[name] for row in rows]
+                for name in names
+            ]
+            updates = ", ".join(f"{k} = excluded.{k}" for k in keys)
+            marks = ", ".join("?" * len(names))
+            conn.exec_driver_sql(
+                f"INSERT INTO array_task ({', '.join(names)}) VALUES ({marks}) "
+                f"ON CONFLICT (job_id, idx) DO UPDATE SET {updates}",
+                list(zip(*columns, strict=True)),
+            )
+            continue
+        stmt = postgresql.insert(task_t)
         stmt = stmt.on_conflict_do_update(
             index_elements=["job_id", "idx"], set_={k: stmt.excluded[k] for k in keys}
         )
