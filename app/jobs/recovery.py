@@ -69,6 +69,7 @@ async def recover(host: RecoveryHost) -> None:
         job = ActiveJob.from_row(row)
         if job.tasks is not None:
             job.tasks.seed(stored.tasks.get(job.id, {}))
+            job.tasks.add_cost(*stored.task_costs.get(job.id, (None, None, None)))
         active.add(job)
     host.link(stored.depends_on, lambda dep_id: stored.ended.get(dep_id, ("missing", "?")))
 

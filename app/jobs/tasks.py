@@ -75,24 +75,29 @@ class TaskOutcomes:
         if report.started_at is not None:
             values["started_at"] = utc(report.started_at)
         self._log.write_task(job.id, index, **values)
+        progress.add_cost(
+            values.get("cpu_user_seconds"),
+            values.get("cpu_system_seconds"),
+            values.get("max_rss_bytes"),
+        )
         if state is JobState.FAILED and progress.first_failure is None:
             progress.first_failure = f"task {index}: {report.reason or 'failed'}"
         if len(progress.ended) >= progress.count:
             self._array_ended(job, progress)
 
     def _array_ended(self, job: ActiveJob, progress: TaskProgress) -> None:
+        """The array's end, with its tasks' costs as its own accounting (for /stats)."""
         counts = Counter(progress.ended.values())
         total = progress.count
+        values = {"ended_at": utc(None), **progress.cost()}
         if counts[JobState.COMPLETED.value] == total:
-            self._log.move(
-                job, JobState.COMPLETED, f"all {total} tasks completed", ended_at=utc(None)
-            )
+            self._log.move(job, JobState.COMPLETED, f"all {total} tasks completed", **values)
         elif job.state is JobState.CANCELLING:
-            self._log.move(job, JobState.CANCELLED, job.cancel_reason, ended_at=utc(None))
+            self._log.move(job, JobState.CANCELLED, job.cancel_reason, **values)
         else:
             failed, cancelled = counts[JobState.FAILED.value], counts[JobState.CANCELLED.value]
             parts = [f"{failed} of {total} tasks failed"] if failed else []
             if cancelled:
                 parts.append(f"{cancelled} of {total} tasks cancelled")
             first = f" (first: {progress.first_failure})" if progress.first_failure else ""
-            self._log.move(job, JobState.FAILED, ", ".join(parts) + first, ended_at=utc(None))
+            self._log.move(job, JobState.FAILED, ", ".join(parts) + first, **values)

@@ -155,8 +155,8 @@ class SlurmBackend(Backend):
                 jobs |= await self._sacct(sacct_argv(names=rest))
             # The newest submission of a name wins (ids only grow).
             for job in sorted(jobs.values(), key=lambda j: id_order(j.job_id)):
-                if job.name in by_name:
-                    found[by_name[job.name]] = job.job_id
+                if job.name in by_name:  # an array's tasks name the array's id
+                    found[by_name[job.name]] = job.job_id.partition("_")[0]
         return found
 
     async def health(self) -> tuple[bool, str]:

@@ -51,3 +51,6 @@ def test_kill_9_mid_array_runs_every_task_once(server: ServerProcess, tmp_path: 
     assert [t["index"] for t in tasks] == list(range(12))
     assert all(t["state"] == "completed" and t["exit_code"] == 0 for t in tasks)
     assert job["tasks"]["by_state"] == {"pending": 0, "completed": 12}
+    # the tasks that ended before the kill count in the array's accounting too
+    user = sum(t["accounting"]["cpu_user_seconds"] for t in tasks)
+    assert job["accounting"]["cpu_user_seconds"] == pytest.approx(user)

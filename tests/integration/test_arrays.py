@@ -57,6 +57,11 @@ async def test_at_most_k_tasks_run_at_once_and_each_sees_its_index(
     }
     assert sorted(tasks) == list(range(100))
     assert all(t["exit_code"] == 0 and t["accounting"]["wall_seconds"] >= 0 for t in tasks.values())
+    # The array's own accounting sums its tasks' (what /stats adds up).
+    user = sum(t["accounting"]["cpu_user_seconds"] for t in tasks.values())
+    assert shown["accounting"]["cpu_user_seconds"] == pytest.approx(user)
+    peaks = [t["accounting"]["max_rss_bytes"] for t in tasks.values()]
+    assert shown["accounting"]["max_rss_bytes"] == max(peaks)
     spans = [
         (float((marks / f"{i}.start").read_text()), float((marks / f"{i}.end").read_text()))
         for i in range(100)

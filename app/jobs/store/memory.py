@@ -101,7 +101,17 @@ class MemoryStore:
         for (job_id, index), task in sorted(self.tasks.items()):
             if job_id in ids:
                 tasks.setdefault(job_id, {})[index] = task["state"]
-        return ActiveRows(rows, deps, self._states(sorted(ended)), tasks)
+        costs: dict[int, tuple[float | None, float | None, int | None]] = {}
+        for (job_id, _), task in self.tasks.items():
+            if job_id in ids and task.get("cpu_user_seconds") is not None:
+                user, system, rss = costs.get(job_id, (0.0, 0.0, None))
+                peak = max(rss or 0, task.get("max_rss_bytes") or 0) or None
+                costs[job_id] = (
+                    (user or 0.0) + task["cpu_user_seconds"],
+                    (system or 0.0) + (task.get("cpu_system_seconds") or 0.0),
+                    peak,
+                )
+        return ActiveRows(rows, deps, self._states(sorted(ended)), tasks, costs)
 
     # --- for tests ----------------------------------------------------------------
 

@@ -191,7 +191,25 @@ def load_active_rows(conn: Connection) -> ActiveRows:
     deps = get_dependencies(conn, [row["id"] for row in rows])
     ended = {d for ds in deps.values() for d in ds} - {row["id"] for row in rows}
     arrays = [row["id"] for row in rows if row.get("array")]
-    return ActiveRows(rows, deps, job_states(conn, list(ended)), task_states(conn, arrays))
+    return ActiveRows(
+        rows, deps, job_states(conn, list(ended)), task_states(conn, arrays),
+        task_costs(conn, arrays),
+    )  # fmt: skip
+
+
+def task_costs(
+    conn: Connection, job_ids: Sequence[int]
+) -> dict[int, tuple[float | None, float | None, int | None]]:
+    """Array job id -> its tasks' CPU user and system seconds summed, the largest peak."""
+    found: dict[int, tuple[float | None, float | None, int | None]] = {}
+    c = task_t.c
+    for chunk in chunks(sorted(job_ids), 900):
+        query = select(
+            c.job_id, func.sum(c.cpu_user_seconds), func.sum(c.cpu_system_seconds),
+            func.max(c.max_rss_bytes),
+        ).where(c.job_id.in_(chunk)).group_by(c.job_id)  # fmt: skip
+        found.update({row[0]: (row[1], row[2], row[3]) for row in conn.execute(query)})
+    return found
 
 
 def task_states(conn: Connection, job_ids: Sequence[int]) -> dict[int, dict[int, str]]:

@@ -94,6 +94,10 @@ class ActiveRows:
     ended: dict[int, tuple[str, str]]
     #: array job id -> {task index: state} of its tasks that started
     tasks: dict[int, dict[int, str]] = field(default_factory=dict)
+    #: array job id -> its ended tasks' (CPU user s, CPU system s, largest peak RSS)
+    task_costs: dict[int, tuple[float | None, float | None, int | None]] = field(
+        default_factory=dict
+    )
 
 
 class IdempotencyConflict(RuntimeError):
