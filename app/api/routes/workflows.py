@@ -23,7 +23,7 @@ from gantry.api.deps import CatalogDep, EngineDep, ReaderDep, SettingsDep
 from gantry.jobs.errors import SubmissionError
 from gantry.jobs.service import build_jobs
 from gantry.jobs.store import JobFilter, list_jobs
-from gantry.schemas import MAX_SPEC, ErrorBody, JobCreate, PathText
+from gantry.schemas import MAX_SPEC, JobCreate, PathText
 from gantry.workflows.load import WorkflowLoadError, load_workflow
 from gantry.workflows.plan import WorkflowPlan, plan_workflow, workflow_tag
 
@@ -96,7 +96,6 @@ def _requests(plan: WorkflowPlan) -> list[JobCreate]:
     status_code=201,
     responses={
         200: {"description": "Every selected target is up to date or already submitted."},
-        422: {"model": ErrorBody},
     },
 )
 async def run_workflow(
