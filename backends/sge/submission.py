@@ -1,0 +1,111 @@
+"""From a job and its options to qsub's argv (the script goes on stdin).
+
+The options are gwf's SGE options: ``cores`` become slots of a parallel
+environment (``-pe smp N``, the environment named by the ``parallel_env``
+option), ``memory`` is ``-l h_vmem``, ``walltime`` is ``-l h_rt``, ``queue``
+is ``-q``, ``account`` is ``-A``; ``sge_args`` are extra qsub arguments.
+Every value is one argv item: no shell ever parses a user string.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gantry.backends.base import JobSubmission
+from gantry.backends.options import parse_cores, parse_memory, parse_walltime
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "cores": 1,
+    "memory": None,
+    "walltime": None,
+    "queue": None,
+    "account": None,
+    "parallel_env": "smp",
+    "sge_args": None,
+}
+
+#: qsub options the backend sets itself; sge_args may not override them.
+RESERVED = frozenset(
+    {"-N", "-o", "-e", "-j", "-wd", "-cwd", "-terse", "-hold_jid", "-sync", "-t", "-V", "-v",
+     "-S", "-b", "-now"}
+)  # fmt: skip
+
+#: The server's variables qsub needs to find the cell; nothing else reaches a job.
+PASSED_ENV = frozenset({"SGE_ROOT", "SGE_CELL", "SGE_QMASTER_PORT", "SGE_EXECD_PORT"})
+
+
+def _word(key: str, value: object) -> str:
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    if not text or any(c.isspace() or not c.isprintable() for c in text) or text[0] == "-":
+        raise ValueError(f"{key} {value!r} is not valid: give one word, e.g. {key}=all.q")
+    return text
+
+
+def _sge_args(value: object) -> str:
+    args = shlex.split(value) if isinstance(value, str) else None
+    if args is None:
+        raise ValueError("sge_args must be a string of qsub arguments, e.g. '-l arch=lx-amd64'")
+    clash = sorted(a for a in args if a in RESERVED)
+    if clash:
+        raise ValueError(f"sge_args may not set {', '.join(clash)}: gantry sets them itself")
+    return shlex.join(args)
+
+
+def normalise_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise option values; ValueError names the option and the fix."""
+    out = dict(options)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "cores":
+            out[key] = parse_cores(value)
+        elif key == "memory":
+            out[key] = f"{-(-parse_memory(value) // (1 << 20))}M"
+        elif key == "walltime":
+            out[key] = str(parse_walltime(value))  # seconds: h_rt takes them as they are
+        elif key == "sge_args":
+            out[key] = _sge_args(value)
+        elif key in ("queue", "account", "parallel_env"):
+            out[key] = _word(key, value)
+    return out
+
+
+def qsub_argv(
+    job: JobSubmission, options: Mapping[str, Any], deps: Sequence[str], name: str
+) -> list[str]:
+    """qsub's argv for one job; the script is read from stdin."""
+    argv = ["qsub", "-terse", "-N", name, "-S", "/bin/bash", "-V", "-j", "n",
+            "-wd", str(job.working_dir), "-o", str(job.stdout_path),
+            "-e", str(job.stderr_path)]  # fmt: skip
+    cores = int(options.get("cores") or 1)
+    if cores > 1:
+        argv += ["-pe", str(options.get("parallel_env") or "smp"), str(cores)]
+    if options.get("memory"):
+        argv += ["-l", f"h_vmem={options['memory']}"]
+    if options.get("walltime"):
+        argv += ["-l", f"h_rt={options['walltime']}"]
+    if options.get("queue"):
+        argv += ["-q", str(options["queue"])]
+    if options.get("account"):
+        argv += ["-A", str(options["account"])]
+    if options.get("sge_args"):
+        argv += shlex.split(str(options["sge_args"]))
+    if deps:
+        argv += ["-hold_jid", ",".join(deps)]
+    return argv
+
+
+def qsub_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """qsub's environment, which ``-V`` hands to the job: the job's own plus the cell's."""
+    bad = [n for n in env if not n or "=" in n or "\0" in n or n.startswith("SGE_")]
+    if bad:
+        raise ValueError(f"environment variable names {bad!r} are not valid for an SGE job")
+    passed = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+    return {**env, **passed}
+
+
+def job_script(spec: str) -> str:
+    return spec if spec.startswith("#!") else "#!/bin/bash\n" + spec
