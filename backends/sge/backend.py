@@ -30,6 +30,7 @@ from gantry.backends.sge.commands import Result, SgeCommands, checked_ref
 from gantry.backends.sge.parsing import SgeJob, parse_qacct, parse_qstat_xml
 from gantry.backends.sge.submission import (
     OPTION_DEFAULTS,
+    SKIPPED_EXIT,
     job_script,
     normalise_options,
     qsub_argv,
@@ -68,6 +69,8 @@ class SgeBackend(Backend):
             self.defaults = normalise_options(given)
         except ValueError as exc:
             raise BackendError(f"backend.sge config: {exc}") from None
+        #: Where jobs record their exit codes for their dependents (see job_script).
+        self.ends_dir = context.log_dir / "sge-ends"
         self.commands = SgeCommands(self.settings["command_timeout"])
         #: ref -> last status reported (None: not yet); polled while here.
         self._tracked: dict[str, BackendStatus | None] = {}
@@ -101,9 +104,10 @@ class SgeBackend(Backend):
             env = qsub_environment(job.env)
         except ValueError as exc:
             raise BackendError(str(exc)) from None
-        for path in (job.stdout_path.parent, job.stderr_path.parent):
+        for path in (job.stdout_path.parent, job.stderr_path.parent, self.ends_dir):
             await anyio.Path(path).mkdir(parents=True, exist_ok=True)
-        ref = await self._qsub(argv, job_script(job.spec), env, job.key)
+        script = job_script(job.spec, str(self.ends_dir), deps)
+        ref = await self._qsub(argv, script, env, job.key)
         self._tracked[ref] = S.SUBMITTED
         self._hurry()
         return ref
@@ -202,6 +206,9 @@ class SgeBackend(Backend):
                     continue
             self._missing.pop(ref, None)
             report, last = job.report, self._tracked.get(ref)
+            if report.exit_code == SKIPPED_EXIT and (self.ends_dir / f"{ref}.skipped").exists():
+                reason = "a dependency did not complete, so it did not run"
+                report = StatusReport(S.CANCELLED, reason=reason, raw=report.raw)
             if report.status.is_final or ref not in found:
                 self._tracked.pop(ref, None)
                 self._cancelled.discard(ref)

@@ -92,6 +92,16 @@ def parse_size(text: str) -> int | None:
     return int(float(match[1]) * _SIZE.get(match[2] or "B", 1))
 
 
+def parse_maxrss(text: str) -> int | None:
+    """qacct's ``ru_maxrss``: getrusage's kilobytes, printed as if they were bytes
+    (``4.477KB`` is 4,477 KiB), so scale back by 1000s and count KiB."""
+    match = re.fullmatch(r"([0-9.]+)\s*([KMGT]?)B?", text.strip())
+    if match is None:
+        return None
+    scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}[match[2]]
+    return int(float(match[1]) * scale) * 1024
+
+
 def parse_qacct(text: str) -> dict[str, SgeJob]:
     """One ended job per ``====`` record of ``qacct -j``; the newest record of an id wins."""
     jobs: dict[str, SgeJob] = {}
@@ -110,14 +120,14 @@ def parse_qacct(text: str) -> dict[str, SgeJob]:
 def ended_report(fields: dict[str, str]) -> StatusReport:
     """The final report of one qacct record."""
     failed_text = fields.get("failed", "0")
-    failed = int(failed_text.split()[0]) if failed_text.split()[0:1] != [] and \
-        failed_text.split()[0].isdigit() else -1  # fmt: skip
+    first = failed_text.split()[0] if failed_text.split() else ""
+    failed = int(first) if first.isdigit() else -1
     exit_text = fields.get("exit_status", "").split()
     exit_status = int(exit_text[0]) if exit_text and exit_text[0].isdigit() else None
     accounting = Accounting(
         cpu_user=parse_seconds(fields.get("ru_utime", "")),
         cpu_system=parse_seconds(fields.get("ru_stime", "")),
-        max_rss=parse_size(fields.get("ru_maxrss", "")),
+        max_rss=parse_maxrss(fields.get("ru_maxrss", "")),
         wall=parse_seconds(fields.get("ru_wallclock", "")),
     )
     raw = f"failed={failed_text.strip()} exit_status={fields.get('exit_status', '').strip()}"
@@ -125,6 +135,14 @@ def ended_report(fields: dict[str, str]) -> StatusReport:
         # qdel of a running job ("assumedly after job"), exit 137: cancelled.
         return StatusReport(S.CANCELLED, reason="deleted in SGE (qdel)", raw=raw,
                             accounting=accounting)  # fmt: skip
+    if failed == 37:
+        return StatusReport(
+            S.FAILED,
+            exit_code=exit_status,
+            raw=raw,
+            accounting=accounting,
+            reason="walltime exceeded (SGE enforced h_rt, h_cpu or h_vmem)",
+        )
     if failed != 0:
         detail = failed_text.partition(":")[2].strip() or f"code {failed_text.strip()}"
         return StatusReport(S.FAILED, exit_code=exit_status, raw=raw, accounting=accounting,

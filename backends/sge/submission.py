@@ -107,5 +107,31 @@ def qsub_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, **passed}
 
 
-def job_script(spec: str) -> str:
-    return spec if spec.startswith("#!") else "#!/bin/bash\n" + spec
+#: The exit code of a job whose dependency did not complete (not 99 or 100: SGE
+#: requeues or errors those).
+SKIPPED_EXIT = 97
+
+
+def job_script(spec: str, ends_dir: str, deps: Sequence[str]) -> str:
+    """The script qsub reads: the spec, behind Slurm's ``afterok`` on its dependencies.
+
+    SGE's ``-hold_jid`` releases a job when its dependencies end *in any way*;
+    gantry's dependencies mean "completed". So every bash job records its exit
+    code in ``ends_dir/<JOB_ID>`` (a folder next to the logs, which the exec
+    hosts see), and a dependent runs only if each of its dependencies recorded
+    0; otherwise it exits SKIPPED_EXIT at once, and the backend reports it
+    cancelled. A spec with its own non-bash shebang runs as it is (no guard).
+    """
+    if spec.startswith("#!") and "bash" not in spec.partition("\n")[0]:
+        return spec
+    body = spec.partition("\n")[2] if spec.startswith("#!") else spec
+    quoted = shlex.quote(ends_dir)
+    lines = ["#!/bin/bash"]
+    for dep in deps:
+        lines.append(
+            f'if [ "$(cat {quoted}/{dep} 2>/dev/null)" != 0 ]; then '
+            f"echo 'gantry: dependency (SGE job {dep}) did not complete; not running' >&2; "
+            f'touch {quoted}/"$JOB_ID".skipped; exit {SKIPPED_EXIT}; fi'
+        )
+    lines.append(f"trap 'echo $? > {quoted}/\"$JOB_ID\"' EXIT")
+    return "\n".join(lines) + "\n" + body

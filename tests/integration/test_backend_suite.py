@@ -35,25 +35,53 @@ def slurm_running() -> bool:
     )
 
 
+SGE_HOW = (
+    "Grid Engine is not running: start a single-node cell with `bash scripts/sge/start.sh` as root"
+)
+
+
+def sge_running() -> bool:
+    if not shutil.which("qhost"):
+        return False
+    try:
+        result = subprocess.run(["qhost"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    # A line per execution host; one that reports a load is up ("-" when down).
+    return result.returncode == 0 and any(
+        len(f) > 3 and f[0] != "global" and f[3] != "-"
+        for f in (line.split() for line in result.stdout.splitlines()[3:])
+    )
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """The backends are what varies here; the databases have their own suites."""
     return f"sqlite:///{tmp_path / 'var' / 'gantry.db'}"
 
 
-@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("slurm", marks=pytest.mark.slurm),
+        pytest.param("sge", marks=pytest.mark.sge),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "slurm":
         need(slurm_running(), SLURM_HOW)
+    if request.param == "sge":
+        need(sge_running(), SGE_HOW)
     return str(request.param)
 
 
 @pytest.fixture
 def backend_classes() -> dict[str, Any]:
     from gantry.backends.local import LocalBackend
+    from gantry.backends.sge import SgeBackend
     from gantry.backends.slurm import SlurmBackend
 
-    return {"local": LocalBackend, "slurm": SlurmBackend}
+    return {"local": LocalBackend, "slurm": SlurmBackend, "sge": SgeBackend}
 
 
 @pytest.fixture
@@ -147,8 +175,8 @@ async def test_cancel_a_queued_and_a_running_job(serve: Callable[[], Any], tmp_p
 
 
 async def test_walltime_is_enforced(serve: Callable[[], Any], backend: str, tmp_path: Path) -> None:
-    # Slurm counts walltime in minutes; the local backend in seconds.
-    walltime, limit = ("0:0:1", 30) if backend == "local" else ("1", 150)
+    # Slurm counts walltime in minutes; the local backend and SGE (h_rt) in seconds.
+    walltime, limit = ("1", 150) if backend == "slurm" else ("0:0:1", 30)
     async with serve() as (client, _):
         job = await run(client, tmp_path / "work", spec="sleep 600", options={"walltime": walltime})
         done = await wait(client, job, "failed", "completed", timeout=limit)
