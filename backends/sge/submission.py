@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gantry.backends.base import JobSubmission
-from gantry.backends.options import parse_cores, parse_memory, parse_walltime
+from gantry.backends.options import format_walltime, parse_cores, parse_memory, parse_walltime
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "cores": 1,
@@ -65,7 +65,8 @@ def normalise_options(options: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "memory":
             out[key] = f"{-(-parse_memory(value) // (1 << 20))}M"
         elif key == "walltime":
-            out[key] = str(parse_walltime(value))  # seconds: h_rt takes them as they are
+            # HH:MM:SS, which parses back to the same (submit normalises again)
+            out[key] = format_walltime(parse_walltime(value))
         elif key == "sge_args":
             out[key] = _sge_args(value)
         elif key in ("queue", "account", "parallel_env"):
@@ -86,7 +87,7 @@ def qsub_argv(
     if options.get("memory"):
         argv += ["-l", f"h_vmem={options['memory']}"]
     if options.get("walltime"):
-        argv += ["-l", f"h_rt={options['walltime']}"]
+        argv += ["-l", f"h_rt={parse_walltime(options['walltime'])}"]  # seconds
     if options.get("queue"):
         argv += ["-q", str(options["queue"])]
     if options.get("account"):

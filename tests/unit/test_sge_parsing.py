@@ -104,3 +104,8 @@ def test_a_dependent_script_checks_its_dependencies_ended_well() -> None:
     assert job_script("#!/usr/bin/env python3\nprint(1)", "/d", []).startswith(
         "#!/usr/bin/env python3"
     )
+
+
+def test_normalised_options_normalise_to_themselves() -> None:
+    once = normalise_options({"walltime": "0:0:1", "memory": "1g", "cores": 2})
+    assert normalise_options(once) == once and once["walltime"] == "00:00:01"

@@ -1,0 +1,133 @@
+"""Benchmark of the sge backend on a real cell (start it: ``bash scripts/sge/start.sh``).
+
+1. Baseline, same run: N plain ``qsub -terse -h`` calls (no backend), C in flight.
+2. N trivial jobs through ``SgeBackend.submit`` (C in flight), each held by
+   ``-hold_jid`` on a held "gate" job, so all N stay tracked and queued.
+3. Poll cycles with all N tracked: scheduler commands per cycle.
+4. Release the gate (``qrls``); wait until every final state is reported and
+   measure how long after the job's own end (``date +%s.%N``, its last act,
+   so before SGE's end) each report came: an upper bound of the delay after
+   SGE's end.
+
+Targets: >= 80 % of plain qsub's rate; <= 2 scheduler commands per poll cycle
+with 1,000 jobs tracked; final states <= 2 s after the scheduler's (p95).
+
+    .venv/bin/python bench/bench_sge.py [--jobs 1000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from gantry.backends.base import BackendContext, JobSubmission, StatusReport
+from gantry.backends.sge import SgeBackend
+
+SPEC = "date +%s.%N\n"
+
+
+async def baseline(jobs: int, concurrency: int, data_dir: Path) -> tuple[float, list[str]]:
+    slots = anyio.Semaphore(concurrency)
+    refs: list[str] = []
+
+    async def one(i: int) -> None:
+        async with slots:
+            done = await anyio.run_process(
+                ["qsub", "-terse", "-h", "-N", f"base-{i}", "-o", "/dev/null", "-e", "/dev/null",
+                 "-wd", str(data_dir)], input=b"true\n",
+            )  # fmt: skip
+            refs.append(done.stdout.decode().strip())
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        for i in range(jobs):
+            tg.start_soon(one, i)
+    return jobs / (time.monotonic() - started), refs
+
+
+async def bench(jobs: int, concurrency: int) -> bool:
+    data = Path(tempfile.mkdtemp(prefix="bench-sge-"))
+    ended: dict[str, float] = {}
+
+    def report(ref: str, status: StatusReport) -> None:
+        if status.status.is_final:
+            ended[ref] = time.time()
+
+    base_rate, base_refs = await baseline(jobs, concurrency, data)
+    await anyio.run_process(["qdel", *base_refs], check=False)
+    backend = SgeBackend(BackendContext("sge", data, {"poll_interval": "0.5"}, report))
+    run = time.time_ns() // 10**6
+    made = 0
+
+    def job(spec: str, **options: str) -> JobSubmission:
+        nonlocal made
+        made += 1
+        return JobSubmission(
+            job_id=run * 10000 + made, attempt=1, name="b", spec=spec, options=options,
+            working_dir=data, env={"PATH": "/usr/bin:/bin"},
+            stdout_path=data / "logs" / f"{made}.out", stderr_path=data / "logs" / f"{made}.err",
+        )  # fmt: skip
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(backend.run)
+        gate = await backend.submit(job("true", sge_args="-h"), [])
+        slots = anyio.Semaphore(concurrency)
+        refs: dict[str, int] = {}
+
+        async def one() -> None:
+            async with slots:
+                submission = job(SPEC)
+                refs[await backend.submit(submission, [gate])] = made
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as inner:
+            for _ in range(jobs):
+                inner.start_soon(one)
+        rate = jobs / (time.monotonic() - started)
+        backend.max_commands_per_cycle = 0
+        counts_before = sum(backend.commands.counts.values())
+        cycles_before = backend.cycles
+        await anyio.sleep(5)
+        cycles = backend.cycles - cycles_before
+        per_cycle = (sum(backend.commands.counts.values()) - counts_before) / max(cycles, 1)
+        most = backend.max_commands_per_cycle
+        await anyio.run_process(["qrls", gate])
+        with anyio.fail_after(60 + jobs):
+            while len([r for r in refs if r in ended]) < jobs:  # noqa: ASYNC110
+                await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    delays = []
+    for ref in refs:
+        out = (data / "logs" / f"{refs[ref]}.out").read_text().split()
+        delays.append(ended[ref] - float(out[-1]))
+    delays.sort()
+    p95 = delays[int(0.95 * (len(delays) - 1))]
+    ratio = rate / base_rate
+    print(f"plain qsub: {base_rate:.1f}/s; through SgeBackend.submit: {rate:.1f}/s "
+          f"({100 * ratio:.0f} %, target >= 80 %)")  # fmt: skip
+    print(f"poll with {jobs} tracked: {cycles} cycles, {per_cycle:.2f} commands/cycle, "
+          f"max {most} (target <= 2)")  # fmt: skip
+    print(f"final state after the job's end: p50 {statistics.median(delays):.2f} s, "
+          f"p95 {p95:.2f} s, max {delays[-1]:.2f} s (target p95 <= 2 s)")  # fmt: skip
+    print(f"qsub/qstat/qacct calls: {dict(backend.commands.counts)}")
+    return ratio >= 0.8 and most <= 2 and p95 <= 2.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    ok = anyio.run(bench, args.jobs, args.concurrency)
+    print("PASS" if ok else "FAIL")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
