@@ -2,8 +2,9 @@
 
 The options are gwf's SGE options: ``cores`` become slots of a parallel
 environment (``-pe smp N``, the environment named by the ``parallel_env``
-option), ``memory`` is ``-l h_vmem``, ``walltime`` is ``-l h_rt``, ``queue``
-is ``-q``, ``account`` is ``-A``; ``sge_args`` are extra qsub arguments.
+option), ``memory`` is ``-l h_vmem`` (per slot, so divided by the cores),
+``walltime`` is ``-l h_rt``, ``queue`` is ``-q``, ``account`` is ``-A``;
+``sge_args`` are extra qsub arguments.
 Every value is one argv item: no shell ever parses a user string.
 """
 
@@ -85,7 +86,9 @@ def qsub_argv(
     if cores > 1:
         argv += ["-pe", str(options.get("parallel_env") or "smp"), str(cores)]
     if options.get("memory"):
-        argv += ["-l", f"h_vmem={options['memory']}"]
+        # h_vmem is per slot; gwf's memory is the job's: share it out.
+        per_slot = -(-parse_memory(options["memory"]) // (cores << 20))
+        argv += ["-l", f"h_vmem={per_slot}M"]
     if options.get("walltime"):
         argv += ["-l", f"h_rt={parse_walltime(options['walltime'])}"]  # seconds
     if options.get("queue"):

@@ -77,7 +77,7 @@ def test_options_become_qsub_flags(tmp_path: Path) -> None:
     options = normalise_options(given)
     argv = qsub_argv(job(tmp_path), options, ["11", "12"], "gantry-7-1")
     text = " ".join(argv)
-    assert "-pe smp 4" in text and "-l h_vmem=2048M" in text and "-l h_rt=3600" in text
+    assert "-pe smp 4" in text and "-l h_vmem=512M" in text and "-l h_rt=3600" in text
     assert "-q gantry.q" in text and "-A lab" in text and "-l arch=lx-amd64" in text
     assert argv[-2:] == ["-hold_jid", "11,12"] and argv[:2] == ["qsub", "-terse"]
 
