@@ -174,3 +174,33 @@ def test_kill_9_with_slurm_and_instrument_jobs_in_flight(tmp_path: Path) -> None
             assert pipeline["job_id"] is None, "the pipeline was not freed"
     finally:
         server.stop()
+
+
+def test_kill_9_with_sge_jobs_in_flight(tmp_path: Path) -> None:
+    """An SGE job runs on through the crash and is re-adopted by its ref; its
+    dependent (held by -hold_jid) runs once after it; nothing is submitted twice."""
+    from tests.conftest import need
+    from tests.integration.test_backend_suite import SGE_HOW, sge_running
+
+    need(sge_running(), SGE_HOW)
+    server = ServerProcess(tmp_path, GANTRY_BACKEND__SGE__POLL_INTERVAL="0.3")
+    server.start()
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        count = work / "count"
+        with server.client() as client:
+            first = submit(client, "first", f"sleep 3; echo 1 >> {count}", backend="sge",
+                           working_dir=str(work))  # fmt: skip
+            second = submit(client, "second", f"echo 2 >> {count}", backend="sge",
+                            working_dir=str(work), depends_on=[first])  # fmt: skip
+            wait_state(client, first, "running")
+        server.kill()
+        server.start()
+        with server.client() as client:
+            jobs = wait_all(client, [first, second])
+            assert [jobs[i]["state"] for i in (first, second)] == ["completed", "completed"]
+            assert jobs[first]["attempt"] == 1 and jobs[second]["attempt"] == 1
+        assert count.read_text() == "1\n2\n"
+    finally:
+        server.stop()
