@@ -9,9 +9,14 @@ Targets (issue #3):
    while it runs (a JSON page of a running job every second: latency kept).
 2. Latency: on a ready pipeline, submit -> first sample stored on disk
    <= 100 ms (median and max of ``--rounds`` submissions).
+3. Drivers out of process (issue #9): the load run with the driver in its
+   own process, 0 samples lost and <= 0.5 cores for the server and its driver
+   processes together; the same run with the driver inside the server
+   (``[drivers.example_counter] in_process = true``) is the same-run baseline.
 
     .venv/bin/python bench/bench_instruments.py [--components 50] [--interval 0.01]
         [--duration 60] [--rounds 10] [--only load|latency]
+        [--drivers both|process|inprocess]
 
 The server's data dir is a scratch directory; samples are counted in its
 data files (``data/<job>/counter.jsonl``), which is what "stored" means.
@@ -28,31 +33,39 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    ProcSample,
     Server,
     add_nice_arg,
     apply_nice,
     check,
     machine_info,
     print_machine,
+    proc_sample,
     scratch_dir,
     write_results,
 )
 
 API = "/api/v1"
 CPU_TARGET = 1.0
+#: Server and driver processes together, with the driver out of process (issue #9).
+PROCESS_CPU_TARGET = 0.5
 FIRST_SAMPLE_TARGET_MS = 100.0
+MODES = {"process": False, "inprocess": True}
 
 
-def devices_toml(components: int) -> str:
+def devices_toml(components: int, in_process: bool = False) -> str:
     channels = ", ".join(f'"{i}"' for i in range(components))
     text = (
         f'[[devices]]\nname = "counter"\ndriver = "example_counter"\naddress = "bench"\n'
         f"channels = [{channels}]\n"
     )
+    if in_process:
+        text += "\n[drivers.example_counter]\nin_process = true\n"
     for i in range(components):
         text += (
             f'\n[[pipelines]]\nname = "pip-{i}"\n'
@@ -101,13 +114,22 @@ def count_lines(path: Path) -> int:
         return 0
 
 
-def bench_load(server: Server, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+def tree_sample(pids: list[int]) -> list[ProcSample]:
+    return [proc_sample(pid) for pid in pids]
+
+
+def bench_load(
+    server: Server, data_dir: Path, args: argparse.Namespace, mode: str
+) -> dict[str, Any]:
     n, interval, duration = args.components, args.interval, args.duration
     expected = round(duration / interval)
+    # The driver processes are the server's children (the local backend runs none idle).
+    drivers = [p.pid for p in psutil.Process(server.pid).children(recursive=True)]
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         for i in range(n):
             make_ready(client, f"pip-{i}")
         before = server.sample()
+        drivers_before = tree_sample(drivers)
         submitted = time.monotonic()
         ids = [
             client.post(f"{API}/jobs", json=job(interval, duration, f"load{i}")).json()["id"]
@@ -127,11 +149,18 @@ def bench_load(server: Server, data_dir: Path, args: argparse.Namespace) -> dict
             seen[job_id] = page.json()["roles"][0]["next_offset"]
         ended = wait_ended(client, ids, duration + 60)
         after = server.sample()
-    cpu_s, cores = after.cpu_since(before)
+        drivers_after = tree_sample(drivers)
+    server_cpu_s, server_cores = after.cpu_since(before)
+    wall = after.at - before.at
+    pairs = zip(drivers_after, drivers_before, strict=True)
+    drivers_cpu_s = sum(a.cpu_s - b.cpu_s for a, b in pairs)
+    cpu_s = server_cpu_s + drivers_cpu_s
+    cores = cpu_s / wall
     stored = {i: count_lines(data_dir / "data" / str(i) / "counter.jsonl") for i in ids}
     off = {i: c - expected for i, c in stored.items() if abs(c - expected) > 1}
     failed = {i: r["reason"] for i, r in ended.items() if r["state"] != "completed"}
     total = sum(stored.values())
+    target = CPU_TARGET if mode == "inprocess" else PROCESS_CPU_TARGET
     # Ticks a component skipped because it fell > max_lag behind (a starved CPU):
     # never taken, so not "lost", but reported in the job's reason.
     missed = sum(
@@ -140,9 +169,10 @@ def bench_load(server: Server, data_dir: Path, args: argparse.Namespace) -> dict
         if (m := re.search(r"(\d+) sampling ticks missed", r["reason"] or ""))
     )
     print(
-        f"load: {n} components x {interval * 1000:g} ms for {duration:g} s: "
-        f"{total} of {n * expected} samples stored, server CPU {cpu_s:.1f} s "
-        f"= {cores:.2f} cores over {after.at - before.at:.1f} s; "
+        f"load ({mode}, {len(drivers)} driver processes): {n} components x "
+        f"{interval * 1000:g} ms for {duration:g} s: {total} of {n * expected} samples stored, "
+        f"CPU {cpu_s:.1f} s = {cores:.2f} cores (server {server_cores:.2f}, drivers "
+        f"{drivers_cpu_s / wall:.2f}) over {wall:.1f} s; "
         f"reads while running: median {statistics.median(reads):.1f} ms, "
         f"max {max(reads):.1f} ms ({len(reads)} reads)"
     )
@@ -155,7 +185,12 @@ def bench_load(server: Server, data_dir: Path, args: argparse.Namespace) -> dict
             not off,
         ),
         check("jobs completed", f"{n - len(failed)} of {n}", "all", not failed),
-        check("server CPU", f"{cores:.2f} cores", f"<= {CPU_TARGET:g}", cores <= CPU_TARGET),
+        check(
+            "server CPU" if mode == "inprocess" else "server + driver processes CPU",
+            f"{cores:.2f} cores",
+            f"<= {target:g}",
+            cores <= target,
+        ),
         check(
             "data readable while running",
             f"{len(reads)} reads, max {max(reads):.0f} ms, up to {max(seen.values())} samples "
@@ -170,8 +205,12 @@ def bench_load(server: Server, data_dir: Path, args: argparse.Namespace) -> dict
         "missed_ticks": missed,
         "off_by_more_than_1": off,
         "failed": failed,
+        "mode": mode,
+        "driver_processes": len(drivers),
         "cpu_s": cpu_s,
         "cores": cores,
+        "server_cores": server_cores,
+        "driver_cores": drivers_cpu_s / wall,
         "read_ms": reads,
         "checks": checks,
     }
@@ -221,30 +260,37 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--only", choices=("load", "latency"))
+    parser.add_argument(
+        "--drivers",
+        choices=("both", *MODES),
+        default="both",
+        help="the driver in its own process, inside the server, or both (same run)",
+    )
     add_nice_arg(parser)
     args = parser.parse_args()
     info = machine_info()
     apply_nice(args.nice, info)
     print_machine(info)
     results: dict[str, Any] = {"machine": info, "args": vars(args)}
-    with scratch_dir("gantry-bench-instruments-") as root:
-        data_dir = root / "var"
-        data_dir.mkdir()
-        devices = root / "devices.toml"
-        devices.write_text(devices_toml(args.components))
-        env = {"GANTRY_DEVICES_FILE": str(devices)}
-        with Server.gantry(data_dir, env=env) as server:
-            if args.only in (None, "latency"):
-                results["latency"] = bench_latency(server, data_dir, args.rounds)
-            if args.only in (None, "load"):
-                results["load"] = bench_load(server, data_dir, args)
+    modes = list(MODES) if args.drivers == "both" else [args.drivers]
+    for mode in modes:
+        print(f"-- driver {'inside the server' if MODES[mode] else 'in its own process'}")
+        with scratch_dir("gantry-bench-instruments-") as root:
+            data_dir = root / "var"
+            data_dir.mkdir()
+            devices = root / "devices.toml"
+            devices.write_text(devices_toml(args.components, MODES[mode]))
+            env = {"GANTRY_DEVICES_FILE": str(devices)}
+            part = results[mode] = {}
+            with Server.gantry(data_dir, env=env) as server:
+                if args.only in (None, "latency"):
+                    part["latency"] = bench_latency(server, data_dir, args.rounds)
+                if args.only in (None, "load"):
+                    part["load"] = bench_load(server, data_dir, args, mode)
     path = write_results("bench_instruments", results)
     print(f"results: {path}")
     passed = all(
-        c["pass"]
-        for part in ("load", "latency")
-        if part in results
-        for c in results[part]["checks"]
+        c["pass"] for mode in modes for part in results[mode].values() for c in part["checks"]
     )
     return 0 if passed else 1
 
