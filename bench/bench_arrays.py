@@ -6,7 +6,8 @@
 2. Space: the database of a server holding one 10,000-task array against
    one holding 10,000 single jobs (one batch), both queued behind a blocker,
    in pages in use (``page_count - freelist_count``) after the submit, less
-   the database's before it (an array's one row may fit a page in use: 0). Target: array <= 10 % of single jobs.
+   the database's before it (an array's one row may fit a page in use: 0).
+   Target: array <= 10 % of single jobs.
    Also reported by 3., not a target: each database once everything ran
    (an array has a task row per task then).
 3. Throughput: 10,000 ``true`` tasks as one array against 10,000 ``true``

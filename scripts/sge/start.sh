@@ -35,7 +35,8 @@ wait_for() {
     done
     say "$what"
 }
-running() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=../lib/daemons.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemons.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root (it installs packages and starts daemons)"
 
@@ -67,7 +68,7 @@ echo "$HOST localhost" >"$COMMON/host_aliases"
 
 # --- qmaster -----------------------------------------------------------------
 mkdir -p /var/run/gridengine && chown sgeadmin:sgeadmin /var/run/gridengine
-if running "$SPOOL/qmaster/qmaster.pid"; then
+if daemon_running "$SPOOL/qmaster/qmaster.pid" sge_qmaster; then
     say "sge_qmaster already running"
 else
     say "starting sge_qmaster"
@@ -118,7 +119,7 @@ if ! qconf -sql 2>/dev/null | grep -qx gantry.q; then
 fi
 
 # --- execd -------------------------------------------------------------------
-if running "$SPOOL/execd/localhost/execd.pid" || running "$SPOOL/execd/$HOST/execd.pid"; then
+if daemon_running "$SPOOL/execd/localhost/execd.pid" sge_execd || daemon_running "$SPOOL/execd/$HOST/execd.pid" sge_execd; then
     say "sge_execd already running"
 else
     say "starting sge_execd"

@@ -35,8 +35,8 @@ wait_for() {
     say "$what"
 }
 
-# running PIDFILE: whether the process named in PIDFILE is alive.
-running() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=../lib/daemons.sh
+source "$HERE/../lib/daemons.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root (it installs packages and starts daemons)"
 
@@ -119,21 +119,15 @@ sed -e "s|@DB_PASS@|$db_pass|" -e "s|@RUN@|$RUN|g" -e "s|@LOGS@|$LOGS|g" \
 dbd_conf_changed=0
 write_conf "$tmp" "$ETC/slurmdbd.conf" slurm:slurm 600 && dbd_conf_changed=1
 
-# stop_pidfile NAME PIDFILE: stop a daemon we are about to restart (by its pid).
-stop_pidfile() {
-    running "$2" || return 0
-    local pid
-    pid=$(cat "$2")
-    say "restarting $1 (config changed): stopping pid $pid"
-    kill "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-}
+# A changed config is read only at start: restart the daemons that read it.
 if ((slurm_conf_changed)); then
-    stop_pidfile slurmd "$RUN/slurmd.pid"
-    stop_pidfile slurmctld "$RUN/slurmctld.pid"
+    say "slurm.conf changed: restarting slurmd and slurmctld if running"
+    stop_daemons say "slurmd:$RUN/slurmd.pid" "slurmctld:$RUN/slurmctld.pid"
 fi
-((dbd_conf_changed)) && stop_pidfile slurmdbd "$RUN/slurmdbd.pid"
+if ((dbd_conf_changed)); then
+    say "slurmdbd.conf changed: restarting slurmdbd if running"
+    stop_daemons say "slurmdbd:$RUN/slurmdbd.pid"
+fi
 
 # --- munge -----------------------------------------------------------------------
 if [[ ! -s /etc/munge/munge.key ]]; then
@@ -141,7 +135,7 @@ if [[ ! -s /etc/munge/munge.key ]]; then
     say "created munge key"
 fi
 chown munge:munge /etc/munge/munge.key && chmod 600 /etc/munge/munge.key
-if running /run/munge/munged.pid; then
+if daemon_running /run/munge/munged.pid munged; then
     say "munged already running (pid $(cat /run/munge/munged.pid))"
 else
     runuser -u munge -- munged --pid-file=/run/munge/munged.pid
@@ -154,7 +148,7 @@ if [[ ! -d /var/lib/mysql/mysql ]]; then
     say "initialising the MariaDB data directory"
     mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
 fi
-if running "$DB_PIDFILE"; then
+if daemon_running "$DB_PIDFILE" mariadbd; then
     say "mariadbd already running (pid $(cat "$DB_PIDFILE"))"
 else
     # setsid: its own session, so it outlives this shell and CI steps.
@@ -173,7 +167,7 @@ SQL
 say "database user slurm ready"
 
 # --- slurmdbd, slurmctld, slurmd ----------------------------------------------------
-if running "$RUN/slurmdbd.pid"; then
+if daemon_running "$RUN/slurmdbd.pid" slurmdbd; then
     say "slurmdbd already running (pid $(cat "$RUN/slurmdbd.pid"))"
 else
     slurmdbd
@@ -184,14 +178,14 @@ if [[ -z $(sacctmgr -n -P show cluster format=cluster where cluster="$CLUSTER") 
     sacctmgr -i add cluster "$CLUSTER" >/dev/null
     say "registered cluster $CLUSTER in slurmdbd"
 fi
-if running "$RUN/slurmctld.pid"; then
+if daemon_running "$RUN/slurmctld.pid" slurmctld; then
     say "slurmctld already running (pid $(cat "$RUN/slurmctld.pid"))"
 else
     slurmctld
     wait_for "slurmctld started" scontrol ping ||
         die "slurmctld did not answer within ${TIMEOUT}s: see $LOGS/slurmctld.log"
 fi
-if running "$RUN/slurmd.pid"; then
+if daemon_running "$RUN/slurmd.pid" slurmd; then
     say "slurmd already running (pid $(cat "$RUN/slurmd.pid"))"
 else
     slurmd
