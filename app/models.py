@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from gantry.jobs.spec import DEFAULT_RETRY_DELAY
@@ -25,6 +25,13 @@ class Job(SQLModel, table=True):
         Index("ix_job_state_id", "state", "id"),
         Index("ix_job_backend_id", "backend", "id"),
         Index("ix_job_name_id", "name", "id"),
+        Index("ix_job_owner_state", "owner", "state"),
+        Index(
+            "ix_job_cancel_request",
+            "owner",
+            postgresql_where=text("cancel_request IS NOT NULL"),
+            sqlite_where=text("cancel_request IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -66,6 +73,26 @@ class Job(SQLModel, table=True):
     wall_seconds: float | None = None
     driver_seconds: float | None = None
     samples: int | None = Field(default=None, sa_column=Column(BigInteger))
+    #: the server that runs it while it has not ended (PostgreSQL; None on SQLite)
+    owner: str | None = Field(default=None, max_length=36)
+    #: a cancel asked of a server that does not own the job, for its owner to carry out
+    cancel_request: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Server(SQLModel, table=True):
+    """One running server on a shared PostgreSQL; its lease is its heartbeat.
+
+    Times are the database's clock (``now()``), never a server's own, so a
+    server whose clock jumps neither loses its lease nor takes a live one.
+    """
+
+    __tablename__ = "gantry_server"
+
+    id: str = Field(primary_key=True, max_length=36)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    heartbeat_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class ArrayTask(SQLModel, table=True):
