@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     enabled_backends: list[str] | None = Field(
         None, description="Backends to start; default: every one installed."
     )
+    server_lease: float = Field(
+        10.0,
+        ge=1.0,
+        le=3600.0,
+        description="Several servers on PostgreSQL: seconds without a heartbeat after which "
+        "the other servers take a server's jobs over.",
+    )
     devices_file: Path | None = Field(
         None,
         description="TOML file of devices and pipelines; default: <data_dir>/devices.toml "
