@@ -15,12 +15,19 @@ like any broken driver, with the reason and the fix.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import (
+    EntryPoint,
+    PackageNotFoundError,
+    entry_points,
+    packages_distributions,
+    version,
+)
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +57,31 @@ class DriverEntry:
     @property
     def ok(self) -> bool:
         return self.cls is not None
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions; a scan of every installed one (~0.1 s), so once."""
+    return packages_distributions()
+
+
+def driver_software(cls: type[ModelInterface_2_0]) -> dict[str, str | None]:
+    """What a driver class is, for provenance: its module, package and versions.
+
+    A tomato driver is named by its own module (not gantry's adapter) and
+    its own interface version; ``package`` is the installed distribution
+    holding the module (None when it was not installed as one). Blocking
+    the first time: call it on a worker thread.
+    """
+    module = str(getattr(cls, "tomato_module", cls.__module__))
+    interface = str(getattr(cls, "tomato_version", cls.version))
+    dists = _distributions().get(module.partition(".")[0], [])
+    package = dists[0] if dists else None
+    try:
+        installed = version(package) if package else None
+    except PackageNotFoundError:
+        installed = None
+    return {"module": module, "interface": interface, "package": package, "version": installed}
 
 
 def load_driver_class(obj: object) -> type[ModelInterface_2_0]:

@@ -38,7 +38,7 @@ from gantry.backends.base import (
 )
 from gantry.config_store import ConfigStore
 from gantry.drivers.interface_2_0 import ModelInterface
-from gantry.drivers.registry import DriverEntry, DriverRegistry
+from gantry.drivers.registry import DriverEntry, DriverRegistry, DriverUnavailable, driver_software
 from gantry.instruments.data import DataStore, job_data_dir, write_meta
 from gantry.instruments.devices import Devices
 from gantry.instruments.export import last_uts
@@ -177,7 +177,9 @@ class InstrumentBackend(Backend):
         }
         directory = self.data(job.job_id, job.attempt)
         constants = {role: await _constants(c) for role, c in comps.items()}
-        meta = _metadata(job, payload, name, comps, constants)
+        # Which driver code ran, for the job's provenance (the RO-Crate export).
+        software = await anyio.to_thread.run_sync(_software, self.host.registry, comps)
+        meta = _metadata(job, payload, name, comps, constants, software)
         await anyio.to_thread.run_sync(write_meta, directory, meta)
 
         def started(at: float) -> None:
@@ -282,6 +284,7 @@ def _metadata(
     pipeline: str,
     comps: dict[str, Component],
     constants: dict[str, dict[str, Any]],
+    software: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "job_id": job.job_id,
@@ -297,10 +300,21 @@ def _metadata(
                 "address": c.address,
                 "channel": c.channel,
                 "constants": constants[role],
+                "software": software[role],
             }
             for role, c in comps.items()
         },
     }
+
+
+def _software(registry: DriverRegistry, comps: dict[str, Component]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for role, comp in comps.items():
+        try:
+            found[role] = dict(driver_software(registry.get(comp.device.driver)))
+        except DriverUnavailable:
+            found[role] = {}
+    return found
 
 
 async def _constants(comp: Component) -> dict[str, Any]:
