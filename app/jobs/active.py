@@ -40,6 +40,8 @@ class ActiveJob:
     submission: JobSubmission | None = None
     #: an array job's tasks (see :mod:`gantry.jobs.tasks`); None for other jobs
     tasks: TaskProgress | None = None
+    #: epoch seconds it was submitted (its row's ``created_at``), for the meter
+    created: float = 0.0
 
     def track_tasks(self) -> None:
         """Give an array job its task progress (none started yet)."""
@@ -95,6 +97,7 @@ class ActiveJob:
             in_flight=bool(row.get("in_flight")),
             not_before=row["not_before"].timestamp() if row.get("not_before") else None,
             cancel_reason=row.get("reason") if row["state"] == JobState.CANCELLING else None,
+            created=row["created_at"].timestamp(),
         )
         job.track_tasks()
         return job

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import anyio
 
 from gantry.backends.base import Backend, BackendError, JobSubmission
 from gantry.jobs.active import ActiveJob
+from gantry.jobs.meter import Meter
 from gantry.jobs.states import JobState
 from gantry.jobs.store.records import Transition
 
@@ -30,6 +32,9 @@ class DispatchHost(Protocol):
 
     @property
     def jobs(self) -> Mapping[int, ActiveJob]: ...
+
+    @property
+    def meter(self) -> Meter: ...
 
     def submission(self, job: ActiveJob, backend: Backend, attempt: int) -> JobSubmission: ...
 
@@ -117,6 +122,7 @@ class Dispatcher:
     async def _dispatch(self, batch: list[ActiveJob], tg: Any) -> None:
         # Commit the new attempt numbers before any backend sees the jobs:
         # after a crash, recovery asks the backend about exactly these keys.
+        taken = time.monotonic()
         for job in batch:
             job.dispatching = True
             job.in_flight = True
@@ -137,9 +143,9 @@ class Dispatcher:
             return
         for job in batch:
             await self._slots.acquire()
-            tg.start_soon(self._submit, job)
+            tg.start_soon(self._submit, job, taken)
 
-    async def _submit(self, job: ActiveJob) -> None:
+    async def _submit(self, job: ActiveJob, taken: float) -> None:
         try:
             submission = self.host.submission(job, self.backend, job.attempt)
             ref = await self.backend.submit(submission, self.host.dependency_refs(job))
@@ -149,6 +155,7 @@ class Dispatcher:
             log.exception("job %s: backend %s crashed in submit", job.label, self.name)
             self.host.refused(job, f"{self.name} failed to submit: {type(exc).__name__}: {exc}")
         else:
+            self.host.meter.dispatched(self.name, time.monotonic() - taken)
             self.host.handed_over(job, ref)
         finally:
             self._slots.release()

@@ -50,6 +50,7 @@ from gantry.jobs.events import EventHub
 from gantry.jobs.gating import EndedLookup, Gate
 from gantry.jobs.handover import Handover
 from gantry.jobs.intake import Intake
+from gantry.jobs.meter import Meter, NoMeter
 from gantry.jobs.outcomes import Outcomes
 from gantry.jobs.recovery import recover
 from gantry.jobs.registry import ActiveJobs
@@ -76,11 +77,13 @@ class Engine:
         backends: dict[str, Backend],
         hub: EventHub,
         data_dir: Path,
+        meter: Meter | None = None,
     ) -> None:
         self.store = store
         self.backends = backends
         self.hub = hub
         self.data_dir = data_dir
+        self.meter: Meter = meter or NoMeter()
         self.active = ActiveJobs()
         #: backends whose task group died, with the reason
         self.backend_errors: dict[str, str] = {}
@@ -94,7 +97,7 @@ class Engine:
         self._gate = Gate(self.active, backends, self._dispatchers, self._cancellation.cancel_job)
         self._retries = Retries(self.active, self._log, self._gate.consider, self.spawn)
         self._outcomes = Outcomes(
-            self.active, self._log, self._cancellation, self._retries, self._gate
+            self.active, self._log, self._cancellation, self._retries, self._gate, self.meter
         )
         self._intake = Intake(store, self.active, self._gate, hub.publish)
 

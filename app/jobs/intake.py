@@ -96,8 +96,9 @@ class Intake:
             return
         self._publish(created.events)
         add = self._active.add
+        at = created.at.timestamp()
         adopted = [
-            ActiveJob(job_id, new, JobState.QUEUED)
+            ActiveJob(job_id, new, JobState.QUEUED, created=at)
             for job_id, new in zip(created.ids, created.new, strict=True)
         ]
         for job in adopted:

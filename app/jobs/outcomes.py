@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from gantry.backends.base import BackendStatus, StatusReport
@@ -10,6 +11,7 @@ from gantry.jobs.accounting import accounting_values
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.cancellation import Cancellation
 from gantry.jobs.gating import Gate
+from gantry.jobs.meter import Meter
 from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.retries import Retries
 from gantry.jobs.statelog import StateLog
@@ -28,12 +30,14 @@ class Outcomes:
         cancellation: Cancellation,
         retries: Retries,
         gate: Gate,
+        meter: Meter,
     ) -> None:
         self._active = active
         self._log = state_log
         self._cancellation = cancellation
         self._retries = retries
         self._gate = gate
+        self._meter = meter
         self._tasks = TaskOutcomes(state_log)
 
     def handed_over(self, job: ActiveJob, ref: str) -> None:
@@ -84,11 +88,13 @@ class Outcomes:
             return  # already recorded when submit returned
         if status is BackendStatus.RUNNING:
             if job.state in (JobState.QUEUED, JobState.SUBMITTED):
+                started = report.started_at or time.time()
+                self._meter.started(backend, started - job.created)
                 self._log.move(
                     job,
                     JobState.RUNNING,
                     report.reason or f"running on {backend}",
-                    started_at=utc(report.started_at),
+                    started_at=utc(started),
                 )
             return
         self._ended(job, report)
@@ -98,6 +104,8 @@ class Outcomes:
         values.update(accounting_values(report.accounting))
         if report.started_at and job.state is not JobState.RUNNING:
             values["started_at"] = utc(report.started_at)
+            if job.state is not JobState.CANCELLING:  # it ran, unseen: between two polls
+                self._meter.started(job.backend, report.started_at - job.created)
         if report.status is BackendStatus.COMPLETED:
             self._log.move(job, JobState.COMPLETED, report.reason or "exited 0", **values)
         elif job.state is JobState.CANCELLING:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import TaskStatus
 from sqlalchemy import Connection, Engine
+
+from gantry.jobs.meter import Meter, NoMeter
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,9 @@ class WriterClosed(RuntimeError):
 class Writer:
     """Runs write operations in shared transactions on one thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, meter: Meter | None = None) -> None:
         self._engine = engine
+        self._meter: Meter = meter or NoMeter()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._closed = False
 
@@ -64,6 +68,11 @@ class Writer:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(operation, future, on_commit))
         return await future
+
+    @property
+    def depth(self) -> int:
+        """Operations waiting for the next transaction."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._queue = asyncio.Queue()
@@ -100,9 +109,11 @@ class Writer:
 
     def _run_batch(self, batch: list[_Pending]) -> None:
         try:
+            started = time.perf_counter()
             with self._engine.begin() as conn:
                 for item in batch:
                     item.result = item.operation(conn)
+            self._meter.committed(time.perf_counter() - started)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].result = exc
