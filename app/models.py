@@ -90,6 +90,8 @@ class Server(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     host: str = Field(max_length=255)
+    #: boot id and pid namespace: where ``pid`` means this process (a dead one is taken over at once)
+    machine: str = Field(max_length=100)
     pid: int
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     heartbeat_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -22,6 +22,7 @@ def upgrade() -> None:
         "gantry_server",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("host", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("machine", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
