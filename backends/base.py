@@ -149,6 +149,19 @@ class JobSubmission:
         return f"{self.job_id}.{self.attempt}"
 
 
+@dataclass(frozen=True, slots=True)
+class BackendMetrics:
+    """What a backend's own work has cost since it started, for the server's ``/metrics``.
+
+    ``polls`` poll cycles took ``poll_seconds`` in all; ``commands`` counts
+    the scheduler commands run (``sbatch``, ``squeue``), by name.
+    """
+
+    polls: int = 0
+    poll_seconds: float = 0.0
+    commands: Mapping[str, int] = field(default_factory=dict)
+
+
 class StatusReporter(Protocol):
     """How a backend tells the engine that a job moved. Never blocks."""
 
@@ -316,6 +329,13 @@ class Backend(ABC):
     def data(self, job_id: int, attempt: int) -> Path | None:
         """The folder of one attempt's data, for a backend whose jobs make data
         besides their logs (instrument samples); None (the default): no data."""
+        return None
+
+    def metrics(self) -> BackendMetrics | None:
+        """Counters of the backend's own work, read at each scrape of ``/metrics``.
+
+        Must be quick (no I/O). The default, None, has nothing to count.
+        """
         return None
 
     async def health(self) -> tuple[bool, str]:

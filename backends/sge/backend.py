@@ -22,6 +22,7 @@ from gantry.backends.base import (
     Backend,
     BackendContext,
     BackendError,
+    BackendMetrics,
     BackendStatus,
     JobSubmission,
     StatusReport,
@@ -81,6 +82,7 @@ class SgeBackend(Backend):
         #: poll cycles and the largest number of commands one of them ran (bench).
         self.cycles = 0
         self.max_commands_per_cycle = 0
+        self.poll_seconds = 0.0
 
     # --- contract ----------------------------------------------------------------------
 
@@ -142,6 +144,9 @@ class SgeBackend(Backend):
                 found[by_name[job.name]] = job.job_id
         return found
 
+    def metrics(self) -> BackendMetrics:
+        return BackendMetrics(self.cycles, self.poll_seconds, dict(self.commands.counts))
+
     async def health(self) -> tuple[bool, str]:
         try:
             result = await self.commands.run(["qhost", "-xml"])
@@ -176,6 +181,7 @@ class SgeBackend(Backend):
     async def poll_once(self) -> None:
         """One cycle: qstat for all, qacct once if a tracked job left qstat; report changes."""
         before = sum(self.commands.counts.values())
+        started = time.monotonic()
         refs = list(self._tracked)
         try:
             found = await self._query(refs)
@@ -188,6 +194,7 @@ class SgeBackend(Backend):
             used = sum(self.commands.counts.values()) - before
             self.cycles += 1
             self.max_commands_per_cycle = max(self.max_commands_per_cycle, used)
+            self.poll_seconds += time.monotonic() - started
         if self._down is not None:
             self._down = None
             self.context.wake()  # held submissions may go now

@@ -19,6 +19,7 @@ from gantry.backends.base import (
     Backend,
     BackendContext,
     BackendError,
+    BackendMetrics,
     BackendStatus,
     JobSubmission,
     StatusReport,
@@ -159,6 +160,9 @@ class SlurmBackend(Backend):
                     found[by_name[job.name]] = job.job_id.partition("_")[0]
         return found
 
+    def metrics(self) -> BackendMetrics:
+        return self.poll_stats.metrics(self.commands.counts)
+
     async def health(self) -> tuple[bool, str]:
         try:
             result = await self.commands.run(
@@ -224,9 +228,9 @@ class SlurmBackend(Backend):
                 log.warning("polling Slurm failed (will retry): %s", exc)
             self._last_poll_error = str(exc)
             return
-        took = self._last_poll_seconds = time.monotonic() - started
-        self.poll_stats.seconds += took
-        self.poll_stats.max_seconds = max(self.poll_stats.max_seconds, took)
+        finally:  # a failed poll's time counts too: a slow slurmctld shows
+            took = self.poll_stats.took(time.monotonic() - started)
+        self._last_poll_seconds = took
         self._last_poll_error = None
         self._take(refs, found, asked, waiting)
 
