@@ -14,7 +14,7 @@ that crashes never stops the server.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +107,9 @@ class DriverHost:
         #: driver name -> why it is unusable (failed to load, construct or run)
         self.errors: dict[str, str] = {}
         self.components: dict[tuple[str, str], Component] = {}
+        #: by driver name: samples stored, and sampling ticks its components missed
+        self.samples: Counter[str] = Counter()
+        self.missed: Counter[str] = Counter()
         self._watchers: dict[str, Callable[[TaskInfo], None]] = {}
         self._early: OrderedDict[str, list[TaskInfo]] = OrderedDict()
         for name in devices.drivers():

@@ -178,6 +178,7 @@ class MethodRun:
                 self._ended[task.task_name].set()
         final = latest[0]
         self.missed += final.missed
+        self.host.missed[comp.device.driver] += final.missed
         if final.state is TaskState.FAILED:
             self._fail(f"{where}: {final.msg}")
 
@@ -190,6 +191,7 @@ class MethodRun:
         if samples:
             self.store.append(target.path, meta, samples)
             self.samples += len(samples)
+            self.host.samples[target.component.device.driver] += len(samples)
             self.last_uts = samples[-1].uts
 
 
