@@ -1,7 +1,8 @@
 """Serves the dashboard: ``/`` and ``/dashboard`` redirect to ``/dashboard/``.
 
 Plain routes rather than a StaticFiles mount: they work with every FastAPI
-version's ``include_router`` and serve only files directly in ``static/``.
+version's ``include_router`` and serve only the files of ``static/`` (and its
+``vendor/`` libraries) whose kind is known.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def index() -> FileResponse:
     return _asset("index.html")
 
 
-@router.get("/dashboard/{name}")
+@router.get("/dashboard/{name:path}")
 async def asset(name: str) -> FileResponse:
     return _asset(name)
 
@@ -56,7 +57,8 @@ async def asset(name: str) -> FileResponse:
 def _asset(name: str) -> FileResponse:
     path = STATIC / name
     media_type = MEDIA_TYPES.get(path.suffix)
-    inside = path.resolve().parent == STATIC.resolve()
-    if media_type is None or name.startswith(".") or not inside or not path.is_file():
+    hidden = any(part.startswith(".") for part in name.split("/"))
+    inside = path.resolve().is_relative_to(STATIC.resolve())
+    if media_type is None or hidden or not inside or not path.is_file():
         raise HTTPException(status_code=404, detail=f"no dashboard file {name!r}")
     return FileResponse(path, media_type=media_type, headers=HEADERS)
