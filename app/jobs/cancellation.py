@@ -17,7 +17,7 @@ from gantry.jobs.arrays import parse_stored
 from gantry.jobs.errors import JobAlreadyEnded, JobNotFound, TaskNotCancellable, TaskNotFound
 from gantry.jobs.registry import ActiveJobs
 from gantry.jobs.statelog import StateLog
-from gantry.jobs.states import TERMINAL, JobState
+from gantry.jobs.states import ACTIVE, TERMINAL, JobState
 from gantry.jobs.times import utc
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 #: Starts a task in the engine's task group (a no-op before the engine runs).
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 ReadStates = Callable[[Sequence[int]], Awaitable[dict[int, tuple[str, str]]]]
+#: Asks the server that owns a job to cancel it (several servers); its state, None if ended.
+AskOwner = Callable[[int, str], Awaitable[str | None]]
+_UNFINISHED = frozenset(s.value for s in ACTIVE)
 
 
 class Cancellation:
@@ -35,16 +38,32 @@ class Cancellation:
         backends: Mapping[str, Backend],
         spawn: Spawn,
         read_states: ReadStates,
+        ask_owner: AskOwner | None = None,
     ) -> None:
         self._active = active
         self._log = state_log
         self._backends = backends
         self._spawn = spawn
         self._read_states = read_states
+        self._ask_owner = ask_owner
 
     async def cancel(self, job_id: int, reason: str) -> str:
-        """Cancel a job; idempotent while it runs. Returns its state now."""
-        job = await self._active_job(job_id)
+        """Cancel a job; idempotent while it runs. Returns its state now.
+
+        A job another server runs is cancelled by its owner, asked through
+        the database: it is ``cancelling`` from then on, as far as this one knows.
+        """
+        try:
+            job = await self._active_job(job_id)
+        except JobAlreadyEnded as exc:
+            if exc.state not in _UNFINISHED or self._ask_owner is None:
+                raise
+            state = await self._ask_owner(job_id, reason)
+            if state is None:  # it ended meanwhile
+                raise JobAlreadyEnded(
+                    job_id, (await self._read_states([job_id]))[job_id][0]
+                ) from None
+            return JobState.CANCELLING.value
         self.cancel_job(job, reason)
         return job.state.value
 

@@ -4,6 +4,10 @@ Each backend has its own, so a slow or unreachable scheduler (Slurm timing
 out) never holds up jobs for another backend. Every call into the backend
 (``hold``, ``logs`` while building the submission, ``submit``) is guarded: a
 plug-in that raises fails the job it was asked about, never the engine.
+
+A job is handed over only once its dispatch intent is *claimed*: written,
+and with several servers on PostgreSQL locked with ``FOR UPDATE SKIP
+LOCKED`` while this server still owns it (:mod:`gantry.jobs.store.owners`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from gantry.jobs.store.records import Transition
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+#: seconds before jobs whose claim failed are looked at again
+RETRY_CLAIM = 1.0
 
 
 class DispatchHost(Protocol):
@@ -42,8 +48,12 @@ class DispatchHost(Protocol):
 
     def write(self, job_id: int, **values: Any) -> None: ...
 
-    async def record(self, transitions: Sequence[Transition]) -> None:
-        """Write column changes now (the dispatch intents), raising if it fails."""
+    async def claim(self, intents: Sequence[Transition]) -> set[int]:
+        """Write the dispatch intents of the jobs this server may hand over; their ids.
+
+        Raises if the write fails. With several servers, a job another server
+        owns or holds locked is left out.
+        """
         ...
 
     def handed_over(self, job: ActiveJob, ref: str) -> None: ...
@@ -133,17 +143,33 @@ class Dispatcher:
             for job in batch
         ]
         try:
-            await self.host.record(intents)
+            claimed = await self.host.claim(intents)
         except Exception as exc:
-            log.exception("could not record dispatch of %d jobs", len(batch))
-            for job in batch:
-                job.attempt -= 1
-                job.in_flight = False
-                self.host.refused(job, f"gantry could not record the dispatch: {exc}")
-            return
+            # The database is away (restarting, unreachable): nothing was handed
+            # over, so the jobs wait and are tried again; they never fail for it.
+            log.warning("could not record the dispatch of %d jobs (%s); retrying", len(batch), exc)
+            claimed = set()
+        later = [job for job in batch if job.id not in claimed]
+        for job in later:
+            job.attempt -= 1
+            job.in_flight = False
+            job.dispatching = False
+            if job.state is JobState.CANCELLING:  # cancelled meanwhile: nothing to stop
+                self.host.refused(job, job.cancel_reason or "cancelled")
+        if later:
+            # Not claimed: another server holds the row (it is taking the job
+            # over; if it took it, this server has lost its lease and stops),
+            # or the write failed. Looked at again shortly, never handed over unclaimed.
+            tg.start_soon(self._again, later)
         for job in batch:
-            await self._slots.acquire()
-            tg.start_soon(self._submit, job, taken)
+            if job.id in claimed:
+                await self._slots.acquire()
+                tg.start_soon(self._submit, job, taken)
+
+    async def _again(self, jobs: list[ActiveJob]) -> None:
+        await anyio.sleep(RETRY_CLAIM)
+        for job in jobs:
+            self.push(job)
 
     async def _submit(self, job: ActiveJob, taken: float) -> None:
         try:

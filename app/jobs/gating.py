@@ -15,10 +15,11 @@ from typing import Protocol
 from gantry.backends.base import Backend
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.registry import ActiveJobs
-from gantry.jobs.states import JobState
+from gantry.jobs.states import ACTIVE, JobState
 
 #: How an ended dependency is looked up: id -> (state, name).
 EndedLookup = Callable[[int], tuple[str, str]]
+_UNFINISHED = frozenset(s.value for s in ACTIVE)
 
 
 class DispatchQueue(Protocol):
@@ -39,6 +40,8 @@ class Gate:
         self._backends = backends
         self._queues = queues
         self._cancel = cancel
+        #: dependencies another server runs (several servers) -> ids of my jobs waiting
+        self.foreign: dict[int, set[int]] = {}
 
     def consider(self, job: ActiveJob) -> None:
         """Queue ``job`` for dispatch if nothing holds it back any more."""
@@ -50,7 +53,8 @@ class Gate:
         if queue is None:
             return  # its backend is not available; the job waits with a reason
         jobs = self._active.jobs
-        if all(self._dependency_allows(job, jobs[d]) for d in job.waiting_on):
+        # A dependency another server runs (not in ``jobs``) holds the job back.
+        if all(d in jobs and self._dependency_allows(job, jobs[d]) for d in job.waiting_on):
             queue.push(job)
 
     def consider_new(self, jobs: Iterable[ActiveJob]) -> None:
@@ -90,10 +94,26 @@ class Gate:
                     dep.add_dependent(job_id)
                     continue
                 state, name = ended(dep_id)
-                if state != JobState.COMPLETED:
+                if state in _UNFINISHED:  # another server runs it: asked after again
+                    job.wait_for(dep_id)
+                    self.foreign.setdefault(dep_id, set()).add(job_id)
+                elif state != JobState.COMPLETED:
                     doomed.append((job, f"dependency {dep_id} ({name}) {state}"))
         for job, reason in doomed:
             self._cancel(job, reason)
+
+    def foreign_ended(self, dep_id: int, state: str, name: str) -> None:
+        """A dependency another server ran has ended: its dependents here go, or are cancelled."""
+        jobs = self._active.jobs
+        for dependent_id in sorted(self.foreign.pop(dep_id, ())):
+            dependent = jobs.get(dependent_id)
+            if dependent is None:
+                continue
+            dependent.stop_waiting_for(dep_id)
+            if state == JobState.COMPLETED:
+                self.consider(dependent)
+            else:
+                self._cancel(dependent, f"dependency {dep_id} ({name}) {state}")
 
     def handed_over(self, job: ActiveJob) -> None:
         """``job`` has a ref now: dependents on a chaining backend may go."""

@@ -63,18 +63,37 @@ class RecoveryHost(Protocol):
 
 
 async def recover(host: RecoveryHost) -> None:
-    stored = await host.load_active()
+    """Start-up: every unfinished job of this server taken back."""
+    count = await take_back(host, await host.load_active())
+    if count:
+        log.info("recovered %d unfinished jobs", count)
+
+
+async def take_back(host: RecoveryHost, stored: ActiveRows) -> int:
+    """Jobs as stored, taken on as after a restart; how many were new here.
+
+    At start-up they are this server's own; with several servers, also the
+    jobs of a dead server (:mod:`gantry.jobs.servers`): what was handed over
+    is re-adopted through the backend (``lookup``, ``adopt``, ``status``),
+    never run again; what was not is dispatched. Jobs already known are skipped.
+    """
     active = host.active
-    for row in stored.rows:
+    known = active.jobs
+    rows = [row for row in stored.rows if row["id"] not in known]
+    taken: list[ActiveJob] = []
+    for row in rows:
         job = ActiveJob.from_row(row)
         if job.tasks is not None:
             job.tasks.seed(stored.tasks.get(job.id, {}))
             job.tasks.add_cost(*stored.task_costs.get(job.id, (None, None, None)))
         active.add(job)
-    host.link(stored.depends_on, lambda dep_id: stored.ended.get(dep_id, ("missing", "?")))
+        taken.append(job)
+    new = {job.id for job in taken}
+    depends_on = {i: deps for i, deps in stored.depends_on.items() if i in new}
+    host.link(depends_on, lambda dep_id: stored.ended.get(dep_id, ("missing", "?")))
 
     by_backend: dict[str, list[ActiveJob]] = {}
-    for job in list(active.jobs.values()):
+    for job in taken:
         by_backend.setdefault(job.backend, []).append(job)
     for name, jobs in by_backend.items():
         backend = host.backends.get(name)
@@ -89,13 +108,14 @@ async def recover(host: RecoveryHost) -> None:
             host.backend_failed(
                 name, f"recovering its jobs failed ({type(exc).__name__}: {exc}); restart to retry"
             )
-    for job in list(active.jobs.values()):
+    for job in taken:
+        if job.id not in active.jobs:
+            continue  # it ended while it was recovered
         if job.not_before is not None:
             host.schedule_retry(job)
         host.consider(job)
     await host.drain()
-    if active.jobs:
-        log.info("recovered %d unfinished jobs", len(active.jobs))
+    return len(taken)
 
 
 async def _recover_backend(

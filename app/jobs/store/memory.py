@@ -87,6 +87,17 @@ class MemoryStore:
             on_commit(events)
         return events
 
+    async def claim(self, intents: Sequence[Transition]) -> set[int]:
+        """One server: every dispatch intent is written and claimed."""
+        await self.apply(intents)
+        return {t.job_id for t in intents}
+
+    async def request_cancel(self, job_id: int, reason: str) -> str | None:
+        """One server owns every job: no other one is ever asked."""
+        await anyio.lowlevel.checkpoint()
+        row = self.rows.get(job_id)
+        return row["state"] if row is not None and row["state"] in _ACTIVE else None
+
     async def states(self, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         await anyio.lowlevel.checkpoint()
         return self._states(job_ids)

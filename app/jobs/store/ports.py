@@ -42,6 +42,17 @@ class JobStore(Protocol):
         """State changes and the events they make, in one transaction."""
         ...
 
+    async def claim(self, intents: Sequence[Transition]) -> set[int]:
+        """Write the dispatch intents of the jobs this server may hand over now; their ids.
+
+        With several servers, a job another server owns or holds is left out.
+        """
+        ...
+
+    async def request_cancel(self, job_id: int, reason: str) -> str | None:
+        """Ask the server that owns ``job_id`` to cancel it; its state, None if it ended."""
+        ...
+
     async def states(self, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         """id -> (state, name) of the jobs that exist among ``job_ids``."""
         ...

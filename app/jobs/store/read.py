@@ -178,16 +178,33 @@ def list_events(
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def load_active(conn: Connection) -> list[dict[str, Any]]:
-    """Every job that has not ended, oldest first (start-up reconciliation)."""
+def load_active(
+    conn: Connection, owner: str | None = None, ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Every job that has not ended, oldest first (start-up reconciliation).
+
+    ``owner``: only the jobs of that server (several servers); ``ids``: only those.
+    """
     states = [s.value for s in ACTIVE]
     query = select(job_t).where(job_t.c.state.in_(states)).order_by(job_t.c.id)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    if owner is not None:
+        query = query.where(job_t.c.owner == owner)
+    if ids is None:
+        return [dict(row) for row in conn.execute(query).mappings()]
+    rows: list[dict[str, Any]] = []
+    for chunk in chunks(sorted(ids), 900):
+        rows.extend(
+            dict(row) for row in conn.execute(query.where(job_t.c.id.in_(chunk))).mappings()
+        )
+    return rows
 
 
-def load_active_rows(conn: Connection) -> ActiveRows:
-    """Unfinished jobs, their dependencies, and the states of those that ended."""
-    rows = load_active(conn)
+def load_active_rows(
+    conn: Connection, owner: str | None = None, ids: Sequence[int] | None = None
+) -> ActiveRows:
+    """Unfinished jobs, their dependencies, and the states of those that ended
+    (or, with several servers, that another server runs)."""
+    rows = load_active(conn, owner, ids)
     deps = get_dependencies(conn, [row["id"] for row in rows])
     ended = {d for ds in deps.values() for d in ds} - {row["id"] for row in rows}
     arrays = [row["id"] for row in rows if row.get("array")]

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 from gantry.jobs.spec import NewJob
 from gantry.jobs.states import JobState
+from gantry.jobs.store.owners import owned
 from gantry.jobs.store.read import (
     dep_t,
     event_t,
@@ -43,12 +44,16 @@ from gantry.models import utcnow
 
 
 def insert_jobs(
-    conn: Connection, new_jobs: Sequence[NewJob], idempotency: tuple[str, str] | None = None
+    conn: Connection,
+    new_jobs: Sequence[NewJob],
+    idempotency: tuple[str, str] | None = None,
+    owner: str | None = None,
 ) -> Created:
     """Insert a batch of jobs with their dependencies, tags and first events.
 
     ``idempotency`` is ``(key, body hash)``: a key seen before with the same
     hash returns the job made then; with another hash it is a conflict.
+    ``owner``: the server that runs them (several servers; None on SQLite).
     """
     if idempotency is not None:
         key, body_hash = idempotency
@@ -74,6 +79,8 @@ def insert_jobs(
     count = len(new_jobs)
     columns = {key: list(map(attrgetter(key), new_jobs)) for key in NEW_JOB_FIELDS}
     constants = {**INITIAL_VALUES, "created_at": now, "updated_at": now}
+    if owner is not None:
+        constants["owner"] = owner
     columns.update({key: [value] * count for key, value in constants.items()})
     ids = bulk_insert(conn, job_t, columns)
     depends_on = dependencies_of(ids, new_jobs)
@@ -142,15 +149,17 @@ def regroup(created: Created, bounds: Sequence[tuple[int, int]]) -> list[Created
     return out
 
 
-def insert_job_groups(conn: Connection, groups: Sequence[Sequence[NewJob]]) -> list[Created]:
+def insert_job_groups(
+    conn: Connection, groups: Sequence[Sequence[NewJob]], owner: str | None = None
+) -> list[Created]:
     """Several submissions' jobs with one statement per table; one Created each, in order.
 
     ``after_new`` indexes stay relative to their own group.
     """
     if len(groups) == 1:
-        return [insert_jobs(conn, groups[0])]
+        return [insert_jobs(conn, groups[0], owner=owner)]
     flat, bounds = split_groups(groups)
-    return regroup(insert_jobs(conn, flat), bounds)
+    return regroup(insert_jobs(conn, flat, owner=owner), bounds)
 
 
 def merge_transitions(transitions: Sequence[Transition]) -> dict[int, dict[str, Any]]:
@@ -167,13 +176,22 @@ def merge_transitions(transitions: Sequence[Transition]) -> dict[int, dict[str, 
     return merged
 
 
-def apply_transitions(conn: Connection, transitions: Sequence[Transition]) -> list[Event]:
+def apply_transitions(
+    conn: Connection, transitions: Sequence[Transition], owner: str | None = None
+) -> list[Event]:
     """Write state changes and their events in the caller's transaction.
 
     A job's changes are merged in order (the last value of a column wins) and
     the jobs are updated with one executemany per set of changed columns: a
     cascade of 10,000 cancels is a few statements, not 20,000. Every event is kept.
+
+    ``owner`` (several servers): only changes of jobs this server still owns
+    are written, with those rows locked against a takeover until the commit;
+    a server that lost its lease changes nothing another server runs now.
     """
+    if owner is not None:
+        mine = owned(conn, owner, {t.job_id for t in transitions}, lock=True)
+        transitions = [t for t in transitions if t.job_id in mine]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for job_id, values in merge_transitions(transitions).items():
         groups.setdefault(tuple(sorted(values)), []).append(
