@@ -92,7 +92,7 @@ class Engine:
         self._handover = Handover(data_dir / "work")
         self._log = StateLog(store, hub.publish, on_final=self._ended)
         self._cancellation = Cancellation(
-            self.active, self._log, backends, self.spawn, store.states
+            self.active, self._log, backends, self.spawn, store.states, store.request_cancel
         )
         self._gate = Gate(self.active, backends, self._dispatchers, self._cancellation.cancel_job)
         self._retries = Retries(self.active, self._log, self._gate.consider, self.spawn)
@@ -105,6 +105,11 @@ class Engine:
     def jobs(self) -> dict[int, ActiveJob]:
         """The jobs that have not ended, by id."""
         return self.active.jobs
+
+    @property
+    def gate(self) -> Gate:
+        """Dependency gating (several servers: dependencies another server runs)."""
+        return self._gate
 
     @property
     def work_dir(self) -> Path:
@@ -210,8 +215,8 @@ class Engine:
     def dependency_refs(self, job: ActiveJob) -> list[str]:
         return self._gate.dependency_refs(job)
 
-    async def record(self, transitions: Sequence[Transition]) -> None:
-        await self.store.apply(transitions)
+    async def claim(self, intents: Sequence[Transition]) -> set[int]:
+        return await self.store.claim(intents)
 
     def handed_over(self, job: ActiveJob, ref: str) -> None:
         self._outcomes.handed_over(job, ref)
