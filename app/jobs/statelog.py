@@ -15,6 +15,7 @@ import anyio
 
 from gantry.jobs.active import ActiveJob
 from gantry.jobs.states import JobState, can_move
+from gantry.jobs.store.outage import is_outage
 from gantry.jobs.store.ports import JobStore
 from gantry.jobs.store.records import Event, Transition
 
@@ -77,5 +78,12 @@ class StateLog:
     async def _flush(self, batch: list[Transition]) -> None:
         try:
             await self._store.apply(batch, self._publish)
-        except Exception:
-            log.exception("could not write %d state changes", len(batch))
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("could not write %d state changes", len(batch))
+                return
+            # The database is away: keep the changes (first) and write them once it is back.
+            log.warning("database unavailable; %d state changes wait: %s", len(batch), exc)
+            self._pending[:0] = batch
+            await anyio.sleep(1.0)
+            self._wanted.set()
