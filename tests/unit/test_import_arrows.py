@@ -8,6 +8,7 @@ missing seam.
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = {"app": "gantry", "backends": "gantry.backends", "drivers": "gantry.drivers"}
 #: What the API may import of the instrument side: the facade and its schemas.
 API_MAY_USE = ("gantry.instruments.service", "gantry.instruments.schemas")
+#: The public client knows the server only by its wire schemas.
+CLIENT_MAY_USE = ("gantry.client", "gantry.schemas", "gantry.instruments.schemas")
+#: ... and of the world beyond the standard library only these.
+CLIENT_LIBRARIES = {"httpx", "anyio", "pydantic", "pydantic_core", "xarray", "netCDF4"}
 
 
 def _module_name(path: Path) -> str:
@@ -108,6 +113,20 @@ def test_the_api_talks_to_the_instrument_facade_only() -> None:
         or (target.startswith("gantry.instruments") and not target.startswith(API_MAY_USE))
     ]
     assert bad == []
+
+
+def test_the_client_imports_only_the_wire_schemas_and_its_libraries() -> None:
+    assert _violations("gantry.client", CLIENT_MAY_USE) == []
+    outside = [
+        f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
+        for name, imports in EDGES.items()
+        if name.startswith("gantry.client")
+        for target, line in imports
+        if (top := target.split(".")[0]) != "gantry"
+        and top not in sys.stdlib_module_names
+        and top not in CLIENT_LIBRARIES
+    ]
+    assert outside == []
 
 
 def test_no_module_imports_the_old_top_level_names() -> None:
