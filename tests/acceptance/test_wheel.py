@@ -56,6 +56,8 @@ def test_the_wheel_holds_one_top_level_name_and_everything_it_needs(wheel: Path)
         "gantry/migrations/env.py",
         "gantry/migrations/script.py.mako",
         "gantry/dashboard/static/index.html",
+        "gantry/dashboard/static/vendor/uplot/uPlot.esm.js",
+        "gantry/dashboard/static/vendor/uplot/LICENSE",
         "gantry/instruments/demo-devices.toml",
         "gantry/py.typed",
     ):
