@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(os.environ.get("GANTRY_BROWSER_ARTIFACTS", Path(__file__).parent / "artifacts"))
 WAIT_MS = 15_000  # generous for a loaded CI machine; passing runs take well under it
 # Chromium logs every non-2xx answer as a console error; these are the expected ones.
+UPLOT = "vendor/uplot/uPlot.esm.js"
 EXPECTED_HTTP_ERROR = re.compile(r"Failed to load resource: .* status of (401|409|422)\b")
 
 
@@ -265,11 +266,19 @@ def fetch_all(paths: list[str]) -> dict[str, httpx.Response]:
 def test_dashboard_is_served_whole_and_offline() -> None:
     # Every file the page and its modules load, read from the package itself.
     index = (STATIC / "index.html").read_text()
-    assets = set(re.findall(r'(?:src|href)="([\w.-]+\.(?:js|css|svg))"', index))
+    assets = set(re.findall(r'(?:src|href)="([\w./-]+\.(?:js|css|svg))"', index))
     for module in STATIC.glob("*.js"):
-        assets |= set(re.findall(r'from "\./([\w.-]+\.js)"', module.read_text()))
-    assert {"app.js", "app.css", "api.js", "jobs.js"} <= assets
-    bad = ["/dashboard/..%2Frouter.py", "/dashboard/router.py", "/dashboard/.hidden.js"]
+        # Static imports and dynamic import("./vendor/...") alike.
+        imports = re.findall(r'(?:from |import\()"\./([\w./-]+\.js)"', module.read_text())
+        assets |= set(imports)
+    assert {"app.js", "app.css", "api.js", "jobs.js", UPLOT} <= assets
+    bad = [
+        "/dashboard/..%2Frouter.py",
+        "/dashboard/router.py",
+        "/dashboard/.hidden.js",
+        "/dashboard/vendor/../router.py",
+        "/dashboard/vendor/uplot/LICENSE",
+    ]
     got = fetch_all(["/", "/dashboard", "/dashboard/", *(f"/dashboard/{a}" for a in assets), *bad])
 
     for path in ("/", "/dashboard"):
@@ -288,3 +297,9 @@ def test_dashboard_is_served_whole_and_offline() -> None:
     for file in STATIC.iterdir():
         if file.suffix in (".html", ".js", ".css"):
             assert not re.search(r"https?://|//cdn", file.read_text()), file.name
+    # The vendored chart library: pinned, with its licence; it loads nothing itself.
+    vendor = STATIC / "vendor" / "uplot"
+    assert "(v1.6.32)" in (vendor / "uPlot.esm.js").read_text()[:400]
+    assert "MIT License" in (vendor / "LICENSE").read_text()
+    code = (vendor / "uPlot.esm.js").read_text()
+    assert not re.search(r"\b(fetch|XMLHttpRequest|importScripts)\(", code)

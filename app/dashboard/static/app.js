@@ -1,6 +1,7 @@
 // The dashboard's entry point: views by URL hash, the live events stream, the token prompt.
 //
-// #/jobs, #/jobs/<id> (detail panel open), #/submit, #/backends.
+// #/jobs, #/jobs/<id> (detail panel open), #/submit, #/pipelines, #/devices,
+// #/measure, #/backends.
 
 import { api, getToken, onUnauthorized, setToken, streamUrl } from "./api.js";
 import { loadBackends } from "./backends.js";
@@ -8,12 +9,15 @@ import {
   closeDetail, initDetail, onEvent as detailEvent, openDetail, retryDetail,
 } from "./detail.js";
 import { $, toast } from "./dom.js";
+import { plotStats } from "./instrument.js";
 import {
   applyEvent, initJobs, reloadJobs, selectJob, setBackendChoices as setFilterBackends,
 } from "./jobs.js";
+import { showLab } from "./lab.js";
+import { initMeasure, loadMeasure } from "./measure.js";
 import { initSubmit, setBackendChoices as setSubmitBackends } from "./submit.js";
 
-const VIEWS = ["jobs", "submit", "backends"];
+const VIEWS = ["jobs", "submit", "pipelines", "devices", "measure", "backends"];
 const RECONNECT_MS = 3000;
 
 let events = null; // the EventSource of /events
@@ -35,6 +39,8 @@ function route() {
   if (id !== null) openDetail(id);
   else closeDetail();
   if (view === "backends") refreshBackends();
+  showLab(view);
+  if (view === "measure") loadMeasure();
   const title = id !== null ? `Job ${id}` : `${view[0].toUpperCase()}${view.slice(1)}`;
   document.title = `${title} · gantry`;
 }
@@ -171,7 +177,10 @@ async function start() {
 initJobs();
 initDetail();
 initSubmit();
+initMeasure();
 initToken();
+// What the open job's plots drew (bench/bench_dashboard.py reads it).
+window.gantryPlotStats = plotStats;
 $("#backends-refresh").addEventListener("click", refreshBackends);
 window.addEventListener("hashchange", route);
 route();

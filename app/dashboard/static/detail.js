@@ -2,6 +2,7 @@
 
 import { api, streamUrl } from "./api.js";
 import { $, TERMINAL, badge, debounce, fill, fullTime, h, jobDuration, shortTime } from "./dom.js";
+import { bytesText, cpuText, hide as hideLab, show as showLab } from "./instrument.js";
 import { update } from "./jobs.js";
 
 // Keep the browser responsive on huge logs: only the tail stays on screen.
@@ -35,6 +36,7 @@ export function initDetail() {
 export async function openDetail(id) {
   if (current?.id === id) return;
   closeLog();
+  hideLab();
   disarmCancel();
   current = { id, job: null, loading: true, lastEventId: 0, buffered: [] };
   $("#detail").hidden = false;
@@ -59,6 +61,7 @@ export async function openDetail(id) {
   for (const event of current.buffered) onEvent(event);
   current.buffered = [];
   renderFields();
+  showLab(job);
   // The two reads ran in parallel: if the events are newer than the job row
   // (a transition committed in between), read the job again.
   const newest = events.items.at(-1);
@@ -80,6 +83,7 @@ export function retryDetail() {
 
 export function closeDetail() {
   closeLog();
+  hideLab();
   disarmCancel();
   current = null;
   $("#detail").hidden = true;
@@ -109,6 +113,7 @@ const refetch = debounce(async () => {
     const retried = job.attempt > (log?.attempt || 1);
     current.job = job;
     renderFields();
+    showLab(job);
     if (retried) openLog(); // a retry writes a new log: follow that one
   } catch {
     /* the next event tries again */
@@ -158,6 +163,7 @@ function renderFields() {
     wide("Working dir", job.working_dir ? h("code", {}, job.working_dir) : none()),
     wide("Inputs", list(job.inputs, (p) => h("code", {}, p))),
     wide("Outputs", list(job.outputs, (p) => h("code", {}, p))),
+    accountingFields(job.accounting, field),
   );
   fill(
     $("#detail-warnings"),
@@ -166,6 +172,21 @@ function renderFields() {
         h("strong", {}, "Warnings"), h("ul", {}, job.warnings.map((w) => h("li", {}, w))))
       : "",
   );
+}
+
+/** What the job cost (GET /jobs/<id> accounting), once it ended. */
+function accountingFields(accounting, field) {
+  if (!accounting) return [];
+  const a = accounting;
+  const seconds = (x) => (x == null ? none() : `${x.toFixed(2)} s`);
+  return [
+    field("CPU", cpuText(a) || none()),
+    field("Peak memory", bytesText(a.max_rss_bytes) || none()),
+    field("Wall time", seconds(a.wall_seconds)),
+    a.driver_seconds != null || a.samples != null
+      ? [field("Driver time", seconds(a.driver_seconds)), field("Samples", a.samples ?? none())]
+      : [],
+  ];
 }
 
 function keyValues(object) {
