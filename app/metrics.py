@@ -1,0 +1,255 @@
+"""The server's Prometheus metrics: one registry per app, read when scraped.
+
+What is counted anyway (jobs by state in the database, the writer's queue,
+a backend's polls and commands, a driver's samples, each server's heartbeat)
+is read at scrape time by one custom collector, so the hot path pays nothing
+for it. The three latencies that exist only as they happen (dispatch, submit
+to running, a writer commit) come through the engine's narrow
+:class:`~gantry.jobs.meter.Meter` port, one ``observe()`` each.
+
+Nothing here is created at import time and nothing uses prometheus_client's
+global default registry: :class:`Metrics` is built by ``create_app``'s
+lifespan, so two apps in one process (tests) never share a series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import SummaryMetricFamily as SummaryFamily
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Engine as Database
+
+from gantry.backends.base import Backend
+from gantry.jobs.states import JobState
+from gantry.jobs.store.read import job_t
+from gantry.models import Server
+
+server_t: Table = Server.__table__  # type: ignore[attr-defined]
+
+#: Seconds; a job may wait for a cluster's queue for hours.
+WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
+#: Seconds; sbatch takes tens of milliseconds, a local fork well under one.
+DISPATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: Seconds; one group commit on SQLite is about a millisecond.
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class QueueDepth(Protocol):
+    @property
+    def depth(self) -> int: ...
+
+
+class SampleCounts(Protocol):
+    """Per driver name: samples stored, sampling ticks missed (``DriverHost``)."""
+
+    @property
+    def samples(self) -> Mapping[str, int]: ...
+
+    @property
+    def missed(self) -> Mapping[str, int]: ...
+
+
+class PrometheusMeter:
+    """The engine's :class:`~gantry.jobs.meter.Meter`, as histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._dispatch = Histogram(
+            "gantry_dispatch_seconds",
+            "From a dispatcher taking a ready job (its intent write included) to the "
+            "backend's submit returning a ref.",
+            ["backend"],
+            buckets=DISPATCH_BUCKETS,
+            registry=registry,
+        )
+        self._started = Histogram(
+            "gantry_job_submit_to_running_seconds",
+            "From a job's submission to its backend reporting it running (dependencies, "
+            "holds and the backend's queue included).",
+            ["backend"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self._commit = Histogram(
+            "gantry_writer_commit_seconds",
+            "One group commit of the database writer (all operations of a batch).",
+            buckets=COMMIT_BUCKETS,
+            registry=registry,
+        )
+        self._dispatch_by: dict[str, Histogram] = {}
+        self._started_by: dict[str, Histogram] = {}
+
+    def dispatched(self, backend: str, seconds: float) -> None:
+        child = self._dispatch_by.get(backend)
+        if child is None:
+            child = self._dispatch_by[backend] = self._dispatch.labels(backend)
+        child.observe(seconds)
+
+    def started(self, backend: str, seconds: float) -> None:
+        child = self._started_by.get(backend)
+        if child is None:
+            child = self._started_by[backend] = self._started.labels(backend)
+        child.observe(max(seconds, 0.0))  # a backend's clock may run a little behind ours
+
+    def committed(self, seconds: float) -> None:
+        self._commit.observe(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    server: str
+    host: str
+    #: seconds since its last heartbeat, by the database's clock
+    age: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the database says at one scrape."""
+
+    jobs: dict[tuple[str, str], int]
+    leases: list[Lease]
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def read_stored(conn: Connection) -> Stored:
+    """Jobs by backend and state, and every server's lease age: two small queries."""
+    c = job_t.c
+    rows = conn.execute(select(c.backend, c.state, func.count()).group_by(c.backend, c.state))
+    jobs = {(row[0], row[1]): int(row[2]) for row in rows}
+    now = _aware(conn.execute(select(func.now())).scalar_one())
+    s = server_t.c
+    leases = [
+        Lease(row[0], row[1], (now - _aware(row[2])).total_seconds())
+        for row in conn.execute(select(s.id, s.host, s.heartbeat_at).order_by(s.id))
+    ]
+    return Stored(jobs, leases)
+
+
+class StateCollector:
+    """Reads what the server counts anyway, at each scrape (a prometheus_client collector)."""
+
+    def __init__(
+        self, backends: Mapping[str, Backend], writer: QueueDepth, drivers: SampleCounts | None
+    ) -> None:
+        self._backends = backends
+        self._writer = writer
+        self._drivers = drivers
+        self.stored = Stored({}, [])
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._jobs()
+        yield from self._backend_work()
+        depth = GaugeMetricFamily(
+            "gantry_writer_queue_depth", "Database operations waiting for the next commit."
+        )
+        depth.add_metric([], self._writer.depth)
+        yield depth
+        yield from self._driver_samples()
+        lease = GaugeMetricFamily(
+            "gantry_server_lease_age_seconds",
+            "Seconds since each server's last heartbeat, by the database's clock; one past "
+            "the lease time has lost its jobs to the others.",
+            labels=["server", "host"],
+        )
+        for row in self.stored.leases:
+            lease.add_metric([row.server, row.host], row.age)
+        yield lease
+
+    def _jobs(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "gantry_jobs",
+            "Jobs in the database by backend and state (the same on every server of one "
+            "database: aggregate with max, not sum).",
+            labels=["backend", "state"],
+        )
+        counts = self.stored.jobs
+        for backend in sorted({b for b, _ in counts} | set(self._backends)):
+            for state in JobState:
+                family.add_metric([backend, state.value], counts.get((backend, state.value), 0))
+        yield family
+
+    def _backend_work(self) -> Iterator[Metric]:
+        polls = SummaryFamily(
+            "gantry_backend_poll_seconds",
+            "A backend's poll cycles (one scheduler query for all its jobs) and their time.",
+            labels=["backend"],
+        )
+        commands = CounterMetricFamily(
+            "gantry_backend_commands",
+            "Scheduler commands a backend ran (sbatch, squeue, qstat), by name.",
+            labels=["backend", "command"],
+        )
+        for name, backend in sorted(self._backends.items()):
+            try:
+                work = backend.metrics()
+            except Exception:  # a plug-in's bug must not take /metrics down
+                continue
+            if work is None:
+                continue
+            polls.add_metric([name], work.polls, work.poll_seconds)
+            for command, count in sorted(work.commands.items()):
+                commands.add_metric([name, command], count)
+        yield polls
+        yield commands
+
+    def _driver_samples(self) -> Iterator[Metric]:
+        samples = CounterMetricFamily(
+            "gantry_driver_samples",
+            "Samples stored from a driver's components (rate() is samples per second).",
+            labels=["driver"],
+        )
+        lost = CounterMetricFamily(
+            "gantry_driver_samples_lost",
+            "Sampling ticks a driver's components missed because they fell behind.",
+            labels=["driver"],
+        )
+        if self._drivers is not None:
+            for driver, count in sorted(self._drivers.samples.items()):
+                samples.add_metric([driver], count)
+            for driver, count in sorted(self._drivers.missed.items()):
+                lost.add_metric([driver], count)
+        yield samples
+        yield lost
+
+
+class Metrics:
+    """One app's registry: the meter the engine observes into, and what is read at scrape."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.meter = PrometheusMeter(self.registry)
+        ProcessCollector(registry=self.registry)
+        self._state: StateCollector | None = None
+
+    def read_from(
+        self,
+        *,
+        backends: Mapping[str, Backend],
+        writer: QueueDepth,
+        drivers: SampleCounts | None = None,
+    ) -> None:
+        """What the scrape-time collector reads (live objects, never copied)."""
+        self._state = StateCollector(backends, writer, drivers)
+        self.registry.register(self._state)
+
+    async def scrape(self) -> bytes:
+        """The Prometheus text exposition, the database read first on a worker thread."""
+        if self._state is not None:
+            self._state.stored = await anyio.to_thread.run_sync(self._read)
+        return generate_latest(self.registry)
+
+    def _read(self) -> Stored:
+        with self._database.connect() as conn:
+            return read_stored(conn)
