@@ -34,11 +34,13 @@ from gantry.instruments.backend import InstrumentBackend, build_instruments, dri
 from gantry.instruments.service import Instruments
 from gantry.jobs.engine import Engine
 from gantry.jobs.events import EventHub
+from gantry.jobs.servers import Seat
 from gantry.jobs.service import Catalog
 from gantry.jobs.states import ACTIVE
 from gantry.jobs.store import job_states
 from gantry.jobs.store.sql import SqlStore
 from gantry.jobs.writer import Writer
+from gantry.metrics import Metrics
 from gantry.settings import Settings
 from gantry.startup import StartupRefused, devices_or_refuse, is_loopback, refuse_exposure
 
@@ -71,8 +73,10 @@ def create_app(
         for sub in ("logs", "runs", "work"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
+        seat = Seat(url, settings.server_lease)  # a second server on SQLite is refused here
         await anyio.to_thread.run_sync(db.upgrade, url)
         database = db.make_engine(url)
+        await anyio.to_thread.run_sync(seat.join, database)
         exposed = not is_loopback(settings.host)
         tokens = TokenCache(database, always_required=exposed)
         registry = driver_registry(drivers)
@@ -81,6 +85,7 @@ def create_app(
                 refuse_exposure(settings.host, bool(await tokens.current()))
             devices = devices_or_refuse(settings.resolved_devices_file, registry.names())
         except StartupRefused:
+            seat.leave()
             database.dispose()
             raise
         config = ConfigStore(data_dir / "config.json")
@@ -93,11 +98,16 @@ def create_app(
             }
         )
         wanted = settings.enabled_backends or list(installed)
-        writer = Writer(database)
+        metrics = Metrics(database)  # this app's own registry
+        writer = Writer(database, metrics.meter)
         hub = EventHub()
         running: dict[str, Backend] = {}
         engine = Engine(
-            store=SqlStore(writer, database), backends=running, hub=hub, data_dir=data_dir
+            store=SqlStore(writer, database, seat.owner),
+            backends=running,
+            hub=hub,
+            data_dir=data_dir,
+            meter=metrics.meter,
         )
         # Instrument jobs: drivers of the devices file, through the Backend contract.
         instruments = build_instruments(
@@ -146,10 +156,13 @@ def create_app(
         app.state.reader = Reader(database)
         app.state.tokens = tokens
         app.state.config = config
+        metrics.read_from(backends=running, writer=writer, drivers=instruments.host)
+        app.state.metrics = metrics
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(writer.run)
                 await tg.start(engine.run)
+                await tg.start(seat.run, engine)
                 log.info(
                     "gantry is serving",
                     extra={"data_dir": str(data_dir), "backends": sorted(running)},
@@ -168,6 +181,7 @@ def create_app(
                 await engine.drain()
                 tg.cancel_scope.cancel()
         finally:
+            await anyio.to_thread.run_sync(seat.leave)
             database.dispose()
 
     app = FastAPI(
