@@ -15,6 +15,7 @@ from gantry.api.routes import (
     health,
     jobs,
     logs,
+    metrics,
     pipelines,
     stats,
     workflows,
@@ -36,3 +37,4 @@ api_router.include_router(stats.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)
+root_router.include_router(metrics.router)
