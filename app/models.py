@@ -90,11 +90,15 @@ class Server(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     host: str = Field(max_length=255)
-    #: boot id and pid namespace: where ``pid`` means this process (a dead one is taken over at once)
+    #: boot id and pid namespace: where ``pid`` names this process (a dead one is taken at once)
     machine: str = Field(max_length=100)
     pid: int
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     heartbeat_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    #: it stopped, or the others took its jobs: it never renews its lease again
+    retired_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class ArrayTask(SQLModel, table=True):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select, text, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, select, update
 
 from gantry.jobs.states import ACTIVE
 from gantry.jobs.store.read import chunks, job_t
@@ -30,6 +30,8 @@ class ServerRow:
     pid: int
     #: seconds since its last heartbeat, by the database's clock
     silent_for: float
+    #: it stopped, or was taken over: it never comes back
+    retired: bool
 
 
 def db_now(conn: Connection) -> datetime:
@@ -47,28 +49,32 @@ def register(conn: Connection, server_id: str, host: str, machine: str, pid: int
 
 
 def heartbeat(conn: Connection, server_id: str) -> bool:
-    """Renew the lease; False if the row is gone: the others took this server's jobs."""
+    """Renew the lease; False if it is retired: the others took this server's jobs."""
     done = conn.execute(
-        update(server_t).where(server_t.c.id == server_id).values(heartbeat_at=func.now())
+        update(server_t)
+        .where(server_t.c.id == server_id, server_t.c.retired_at.is_(None))
+        .values(heartbeat_at=func.now())
     )
     return done.rowcount == 1
 
 
-def expire(conn: Connection, server_id: str) -> None:
-    """A clean stop: the lease ends now, so the others take the jobs at once."""
+def retire(conn: Connection, server_id: str) -> None:
+    """The server never renews its lease again (a clean stop, or a takeover):
+    the others take its jobs at once."""
     conn.execute(
         update(server_t)
-        .where(server_t.c.id == server_id)
-        .values(heartbeat_at=func.now() - text("interval '1 day'"))
+        .where(server_t.c.id == server_id, server_t.c.retired_at.is_(None))
+        .values(retired_at=func.now())
     )
 
 
 def other_servers(conn: Connection, server_id: str) -> list[ServerRow]:
     silent = func.extract("epoch", func.now() - server_t.c.heartbeat_at)
-    query = select(
-        server_t.c.id, server_t.c.host, server_t.c.machine, server_t.c.pid, silent
-    ).where(server_t.c.id != server_id)
-    return [ServerRow(r[0], r[1], r[2], r[3], float(r[4])) for r in conn.execute(query)]
+    c = server_t.c
+    query = select(c.id, c.host, c.machine, c.pid, silent, c.retired_at.is_not(None)).where(
+        c.id != server_id
+    )
+    return [ServerRow(r[0], r[1], r[2], r[3], float(r[4]), bool(r[5])) for r in conn.execute(query)]
 
 
 def take_jobs(
@@ -89,7 +95,9 @@ def take_jobs(
 
 
 def forget_if_empty(conn: Connection, dead: str) -> bool:
-    """Delete a dead server's row once it owns no unfinished job; True if deleted."""
+    """Retire a dead server; delete its row once it owns no unfinished job
+    (one bound to its host waits for a server there). True if deleted."""
+    retire(conn, dead)
     left = select(job_t.c.id).where(job_t.c.owner == dead, job_t.c.state.in_(_ACTIVE)).limit(1)
     if conn.execute(left).first() is not None:
         return False

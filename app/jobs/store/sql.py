@@ -89,14 +89,14 @@ class SqlStore:
     async def states(self, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         return await anyio.to_thread.run_sync(self._read_states, job_ids)
 
-    async def load_active(self, ids: Sequence[int] | None = None) -> ActiveRows:
-        """This server's unfinished jobs (``ids``: only those, after a takeover)."""
-        return await anyio.to_thread.run_sync(self._read_active, ids)
+    async def load_active(self) -> ActiveRows:
+        """This server's unfinished jobs."""
+        return await anyio.to_thread.run_sync(self._read_active)
 
     def _read_states(self, job_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         with self.database.connect() as conn:
             return job_states(conn, job_ids)
 
-    def _read_active(self, ids: Sequence[int] | None) -> ActiveRows:
+    def _read_active(self) -> ActiveRows:
         with self.database.connect() as conn:
-            return load_active_rows(conn, self.owner, ids)
+            return load_active_rows(conn, self.owner)
