@@ -38,6 +38,7 @@ def _refuse_what_the_app_would(settings: Settings) -> None:
     from gantry.drivers.registry import DriverRegistry
 
     try:
+        startup.refuse_second_sqlite_server(settings.resolved_database_url)
         if not startup.is_loopback(settings.host):
             has_tokens = startup.tokens_exist(settings.resolved_database_url)
             startup.refuse_exposure(settings.host, has_tokens)
