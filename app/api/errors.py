@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from gantry.api.limits import BodyTooLarge, too_large_message
 from gantry.instruments.service import (
@@ -26,6 +27,7 @@ from gantry.instruments.service import (
 )
 from gantry.jobs.errors import JobAlreadyEnded, JobNotFound, SubmissionError
 from gantry.jobs.store import IdempotencyConflict, UnknownDependencies
+from gantry.jobs.store.outage import is_outage
 from gantry.jobs.writer import WriterClosed
 from gantry.schemas import PATTERN_RULES, ErrorBody
 
@@ -115,6 +117,17 @@ def install(app: FastAPI) -> None:
     async def _too_large(request: Request, _: BodyTooLarge) -> JSONResponse:
         limit: int = request.app.state.settings.max_body_bytes
         return JSONResponse(status_code=413, content={"detail": too_large_message(limit)})
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_outage(exc):
+            return await _unexpected(request, exc)
+        # Not stored (or not known to be: retry with the same Idempotency-Key).
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "the database is unavailable (restarting?); retry in a moment"},
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
