@@ -8,6 +8,7 @@ from gantry.api.auth import require_for_method
 from gantry.api.routes import (
     backends,
     components,
+    crate,
     data,
     devices,
     drivers,
@@ -28,6 +29,7 @@ api_router.include_router(logs.router)
 api_router.include_router(events.router)
 api_router.include_router(backends.router)
 api_router.include_router(data.router)
+api_router.include_router(crate.router)
 api_router.include_router(drivers.router)
 api_router.include_router(devices.router)
 api_router.include_router(components.router)
