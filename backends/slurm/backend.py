@@ -24,14 +24,16 @@ from gantry.backends.base import (
     JobSubmission,
     StatusReport,
 )
+from gantry.backends.scheduler.commands import Result, id_order
+from gantry.backends.scheduler.polling import PollStats, emit
+from gantry.backends.scheduler.submitting import submit_with_retries
 from gantry.backends.slurm.commands import (
-    CommandTimeout,
-    SlurmCommands,
     checked_ref,
     chunks,
     gone,
-    id_order,
     parse_sbatch,
+    slurm_commands,
+    transient,
 )
 from gantry.backends.slurm.config import SlurmSettings
 from gantry.backends.slurm.queries import (
@@ -53,7 +55,6 @@ from gantry.backends.slurm.submission import (
 )
 from gantry.backends.slurm.tracking import (
     ArrayWatch,
-    PollStats,
     Watch,
     array_tasks,
     merge_sacct,
@@ -77,7 +78,7 @@ class SlurmBackend(Backend):
         super().__init__(context)
         self.settings = SlurmSettings.from_config(context.config)
         #: Every Slurm command this backend ran, by name (for the benchmark).
-        self.commands = SlurmCommands(self.settings.command_timeout)
+        self.commands = slurm_commands(self.settings.command_timeout)
         self.poll_stats = PollStats()
         self._tracked: dict[str, Watch] = {}
         self._arrays: dict[str, ArrayWatch] = {}  # tracked array jobs, by ref
@@ -258,10 +259,7 @@ class SlurmBackend(Backend):
                     self._last_sacct_error = None
             return found, asked, waiting
         finally:
-            stats = self.poll_stats
-            stats.cycles += 1
-            stats.commands += used
-            stats.max_commands_per_cycle = max(stats.max_commands_per_cycle, used)
+            self.poll_stats.count(used)
 
     def _take(
         self, refs: list[str], found: dict[str, SlurmJob], asked: list[str], waiting: set[str]
@@ -309,10 +307,7 @@ class SlurmBackend(Backend):
                 self._emit(ref, report)
 
     def _emit(self, ref: str, report: StatusReport) -> None:
-        try:
-            self.context.report(ref, report)
-        except Exception:  # the engine's problem; the poller must go on
-            log.exception("reporting %s for Slurm job %s failed", report.status, ref)
+        emit(self.context, ref, report)
 
     def _hurry(self) -> None:
         """Poll soon and often for a while (a job was submitted or cancelled)."""
@@ -358,37 +353,19 @@ class SlurmBackend(Backend):
         """sbatch with retries on transient errors; the job's Slurm id."""
         if self._submit_slots is None:
             self._submit_slots = anyio.Semaphore(self.settings.submit_concurrency)
-        retries = self.settings.submit_retries
-        problem = ""
-        for attempt in range(retries + 1):
-            if attempt:
-                # The failed call may have submitted the job after all.
-                found = await self._lookup_quietly(key)
-                if found is not None:
-                    return found
-                delay = self.settings.retry_delay * 2 ** (attempt - 1)
-                log.warning("sbatch for job %s failed (%s); retry %d/%d in %.1f s",
-                            key, problem, attempt, retries, delay)  # fmt: skip
-                await anyio.sleep(delay)
-            try:
-                async with self._submit_slots:
-                    result = await self.commands.run(argv, stdin=script, env=env)
-            except CommandTimeout as exc:
-                problem = str(exc)
-                continue
-            if result.ok:
-                return parse_sbatch(result)
-            if not result.transient:
-                raise BackendError(f"Slurm refused the job: {result.message}")
-            problem = result.message
-        tries = "once" if retries == 0 else f"{retries + 1} times"
-        raise BackendError(f"sbatch failed {tries}: {problem}")
+        slots = self._submit_slots
 
-    async def _lookup_quietly(self, key: str) -> str | None:
-        try:
+        async def once() -> Result:
+            async with slots:
+                return await self.commands.run(argv, stdin=script, env=env)
+
+        async def find() -> str | None:
             return (await self.lookup([key])).get(key)
-        except BackendError:
-            return None
+
+        return await submit_with_retries(
+            once, parse_sbatch, find, transient, retries=self.settings.submit_retries,
+            delay=self.settings.retry_delay, scheduler="Slurm", key=key,
+        )  # fmt: skip
 
     async def _make_log_dirs(self, *dirs: Path) -> None:
         """Slurm fails a job whose log directory is missing, so create it first."""

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gantry.backends.base import BackendError
+from gantry.backends.scheduler.options import config_number, name_prefix, option_defaults
 from gantry.backends.slurm.submission import OPTION_DEFAULTS, normalise_options
 
 
@@ -48,32 +48,13 @@ class SlurmSettings:
         for key in ("poll_interval", "fast_poll_interval", "retry_delay", "command_timeout",
                     "forget_after", "accounting_wait"):  # fmt: skip
             if key in config:
-                setattr(settings, key, _number(config, key, float, 0.01))
+                setattr(settings, key, config_number(config, "slurm", key, float, 0.01))
         for key in ("fast_poll_cycles", "submit_retries", "submit_concurrency"):
             if key in config:
                 low = 1 if key == "submit_concurrency" else 0
-                setattr(settings, key, _number(config, key, int, low))
-        prefix = config.get("job_name_prefix", settings.job_name_prefix)
-        if not prefix or not all(c.isalnum() or c in "-_." for c in prefix):
-            raise BackendError(
-                f"backend.slurm.job_name_prefix {prefix!r} is not valid: use letters, digits, - _ ."
-            )
-        settings.job_name_prefix = prefix
-        defaults = {k: config[k] for k in OPTION_DEFAULTS if config.get(k) not in (None, "")}
-        try:
-            settings.option_defaults = normalise_options(defaults)
-        except ValueError as exc:
-            raise BackendError(f"backend.slurm config: {exc}") from None
-        return settings
-
-
-def _number(config: Mapping[str, str], key: str, kind: type[float] | type[int], low: float) -> Any:
-    try:
-        value = kind(config[key])
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise BackendError(
-            f"backend.slurm.{key} {config[key]!r} is not valid: give a {kind.__name__} >= {low:g}"
+                setattr(settings, key, config_number(config, "slurm", key, int, low))
+        settings.job_name_prefix = name_prefix(config, "slurm", settings.job_name_prefix)
+        settings.option_defaults = option_defaults(
+            config, "slurm", OPTION_DEFAULTS, normalise_options
         )
-    return value
+        return settings

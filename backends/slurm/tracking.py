@@ -11,28 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from gantry.backends.base import ArraySpec, BackendMetrics, BackendStatus, StatusReport
+from gantry.backends.base import ArraySpec, BackendStatus, StatusReport
 from gantry.backends.slurm.queries import SlurmJob
-
-
-@dataclass(slots=True)
-class PollStats:
-    """What the poller did; the benchmark reads it."""
-
-    cycles: int = 0
-    commands: int = 0
-    max_commands_per_cycle: int = 0
-    seconds: float = 0.0
-    max_seconds: float = 0.0
-
-    def took(self, seconds: float) -> float:
-        """Count one cycle's time; returns it."""
-        self.seconds += seconds
-        self.max_seconds = max(self.max_seconds, seconds)
-        return seconds
-
-    def metrics(self, commands: Mapping[str, int]) -> BackendMetrics:
-        return BackendMetrics(self.cycles, self.seconds, dict(commands))
 
 
 @dataclass(slots=True)
