@@ -1,11 +1,5 @@
-"""gantry's Grid Engine backend: qsub to submit, one qstat (+ one qacct) per poll.
-
-Config keys (``backend.sge.<key>``): ``poll_interval`` (s, default 1),
-``submit_retries`` (default 5) and ``retry_delay`` (s, default 0.5, doubled each
-time) while qmaster does not answer, ``command_timeout`` (s, default 30),
-``forget_after`` (s, default 60: a job neither qstat nor qacct knows that long
-is reported UNKNOWN), ``job_name_prefix`` (default ``gantry``), and a default
-for any job option (``queue``, ``account``, ``parallel_env``...).
+"""gantry's Grid Engine backend: qsub to submit; per poll one qstat and the accounting
+file's new lines (qacct only as a fallback). Config keys: :mod:`gantry.backends.sge.config`.
 """
 
 from __future__ import annotations
@@ -16,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskStatus
 
 from gantry.backends.base import (
@@ -27,20 +22,25 @@ from gantry.backends.base import (
     JobSubmission,
     StatusReport,
 )
-from gantry.backends.sge.commands import Result, SgeCommands, checked_ref
+from gantry.backends.scheduler.commands import Result
+from gantry.backends.scheduler.polling import PollStats, emit
+from gantry.backends.scheduler.submitting import SubmitFailed, submit_with_retries
+from gantry.backends.sge.accounting import AccountingFile, AccountingUnavailable
+from gantry.backends.sge.commands import checked_ref, gone, parse_qsub, sge_commands, unreachable
+from gantry.backends.sge.config import SgeSettings
 from gantry.backends.sge.parsing import SgeJob, parse_qacct, parse_qstat_xml
 from gantry.backends.sge.submission import (
     OPTION_DEFAULTS,
-    SKIPPED_EXIT,
     job_script,
     normalise_options,
     qsub_argv,
     qsub_environment,
+    task_range,
 )
+from gantry.backends.sge.tracking import TaskWatch, Timing, Watch, group, take
 
 log = logging.getLogger(__name__)
 S = BackendStatus
-_FLOATS = ("poll_interval", "retry_delay", "command_timeout", "forget_after")
 
 
 class SgeBackend(Backend):
@@ -49,40 +49,26 @@ class SgeBackend(Backend):
     name: ClassVar[str] = "sge"
     option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
     supports_dependencies: ClassVar[bool] = True
+    supports_arrays: ClassVar[bool] = True
 
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
-        config = context.config
-        self.settings: dict[str, float] = {"poll_interval": 1.0, "retry_delay": 0.5,
-                                           "command_timeout": 30.0, "forget_after": 60.0,
-                                           "submit_retries": 5}  # fmt: skip
-        for key in (*_FLOATS, "submit_retries"):
-            if key in config:
-                try:
-                    self.settings[key] = float(config[key])
-                except ValueError:
-                    raise BackendError(
-                        f"backend.sge.{key} {config[key]!r} is not a number"
-                    ) from None
-        self.prefix = config.get("job_name_prefix", "gantry")
-        try:
-            given = {k: config[k] for k in OPTION_DEFAULTS if config.get(k) not in (None, "")}
-            self.defaults = normalise_options(given)
-        except ValueError as exc:
-            raise BackendError(f"backend.sge config: {exc}") from None
+        self.settings = SgeSettings.from_config(context.config)
         #: Where jobs record their exit codes for their dependents (see job_script).
         self.ends_dir = context.log_dir / "sge-ends"
-        self.commands = SgeCommands(self.settings["command_timeout"])
-        #: ref -> last status reported (None: not yet); polled while here.
-        self._tracked: dict[str, BackendStatus | None] = {}
-        self._missing: dict[str, float] = {}
-        self._cancelled: set[str] = set()
+        self.commands = sge_commands(self.settings.command_timeout)
+        self.poll_stats = PollStats()
+        self.accounting = AccountingFile(self.settings.accounting_file)
+        self._tracked: dict[str, Watch] = {}
+        self._no_file: str | None = None  # why the accounting file cannot be read here
         self._down: str | None = None  # why qmaster is thought unreachable
         self._wake: anyio.Event | None = None
-        #: poll cycles and the largest number of commands one of them ran (bench).
-        self.cycles = 0
-        self.max_commands_per_cycle = 0
-        self.poll_seconds = 0.0
+        self._soon = False  # a submit or cancel: qstat again soon
+        self._last_qstat = self._last_read = 0.0
+        self._qstat_seconds = 0.0
+        self._early: dict[str, list[SgeJob]] = {}  # records read before their job was tracked
+        #: reads of the accounting file alone, between poll cycles
+        self.reads = 0
 
     # --- contract ----------------------------------------------------------------------
 
@@ -90,7 +76,7 @@ class SgeBackend(Backend):
         return normalise_options(options)
 
     def job_name(self, key: str) -> str:
-        return f"{self.prefix}-{key}"
+        return f"{self.settings.job_name_prefix}-{key}"
 
     def hold(self, job: JobSubmission) -> str | None:
         # Jobs stay queued (with this reason) while qmaster is down; run() wakes
@@ -100,44 +86,67 @@ class SgeBackend(Backend):
     async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
         given = {k: v for k, v in job.options.items() if v is not None}
         try:
-            options = normalise_options({**self.defaults, **given})
+            options = normalise_options({**self.settings.option_defaults, **given})
             deps = [checked_ref(d) for d in dependencies]
-            argv = qsub_argv(job, options, deps, self.job_name(job.key))
+            tasks = task_range(job.array) if job.array is not None else None
+            argv = qsub_argv(job, options, deps, self.job_name(job.key), tasks)
             env = qsub_environment(job.env)
+            script = job_script(job.spec, str(self.ends_dir), deps, tasks, job)
         except ValueError as exc:
             raise BackendError(str(exc)) from None
         for path in (job.stdout_path.parent, job.stderr_path.parent, self.ends_dir):
             await anyio.Path(path).mkdir(parents=True, exist_ok=True)
-        script = job_script(job.spec, str(self.ends_dir), deps)
         ref = await self._qsub(argv, script, env, job.key)
-        self._tracked[ref] = S.SUBMITTED
-        self._hurry()
+        watch = Watch(last=S.SUBMITTED)
+        if job.array is not None and tasks is not None:
+            watch.array = TaskWatch(job.array, tasks)
+            # For dependents' guard: how many tasks must record exit 0.
+            await anyio.Path(self.ends_dir / f"{ref}.count").write_text(f"{job.array.count}\n")
+        self._track(ref, watch)
         return ref
 
     async def cancel(self, ref: str) -> None:
         ref = checked_ref(ref)
-        result = await self.commands.run(["qdel", ref])
-        if not result.ok and "does not exist" not in result.stderr + result.stdout:
-            raise BackendError(f"qdel {ref} failed: {result.message}")
-        self._cancelled.add(ref)
-        self._tracked.setdefault(ref, None)
+        await self._qdel(ref)
+        watch = self._tracked.get(ref)
+        if watch is None:
+            self._track(ref, watch := Watch())  # so its end gets reported
+        watch.cancelled = True
+        self._hurry()
+
+    async def cancel_task(self, ref: str, index: int) -> None:
+        watch = self._tracked.get(checked_ref(ref))
+        if watch is None or watch.array is None:
+            return  # the array has ended: nothing to stop
+        await self._qdel(f"{ref}.{int(index) + watch.array.tasks.offset}")  # SGE's own name
+        watch.array.cancelled.setdefault(int(index), None)
         self._hurry()
 
     async def status(self, refs: Sequence[str]) -> dict[str, StatusReport]:
         checked = [checked_ref(r) for r in refs]
         found = await self._query(checked) if checked else {}
         unknown = StatusReport(S.UNKNOWN, reason="SGE has no record of this job")
-        return {r: found[r].report if r in found else unknown for r in checked}
+        out = {r: found[r].report if r in found else unknown for r in checked}
+        # An array's tasks are reported by the poller, one by one.
+        arrays = {r for r, w in self._tracked.items() if w.array is not None}
+        return out | {r: StatusReport(S.SUBMITTED) for r in checked if r in arrays}
 
     async def adopt(self, job: JobSubmission, ref: str) -> None:
-        self._tracked.setdefault(checked_ref(ref), None)
-        self._hurry()
+        ref = checked_ref(ref)
+        if ref not in self._tracked:
+            watch = Watch(adopted=True)
+            if job.array is not None:
+                try:
+                    watch.array = TaskWatch(job.array, task_range(job.array))
+                except ValueError as exc:  # it was submitted, so this does not happen
+                    raise BackendError(str(exc)) from None
+            self._track(ref, watch)
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, str]:
         by_name = {self.job_name(k): k for k in keys}
         jobs = await self._qstat()
         if set(by_name) - {j.name for j in jobs.values()}:
-            jobs = {**(await self._qacct()), **jobs}
+            jobs = {**(await self._qacct([])), **jobs}
         found: dict[str, str] = {}
         for job in sorted(jobs.values(), key=lambda j: int(j.job_id)):  # newest wins
             if job.name in by_name:
@@ -145,7 +154,7 @@ class SgeBackend(Backend):
         return found
 
     def metrics(self) -> BackendMetrics:
-        return BackendMetrics(self.cycles, self.poll_seconds, dict(self.commands.counts))
+        return self.poll_stats.metrics(self.commands.counts)
 
     async def health(self) -> tuple[bool, str]:
         try:
@@ -165,84 +174,151 @@ class SgeBackend(Backend):
     # --- polling -----------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """qstat every ``poll_interval`` (sooner after a submit); the accounting file every
+        ``fast_poll_interval`` while a job runs, so ends are seen as soon as SGE writes them."""
+        await self._read_accounting(start=True)
         task_status.started()
         while True:
             self._wake = wake = anyio.Event()
             if not self._tracked and self._down is None:
                 await wake.wait()
                 continue
-            with anyio.move_on_after(self.settings["poll_interval"]):
-                await wake.wait()
+            now = time.monotonic()
+            gap = self.settings.poll_interval
+            if self._soon:  # leave qmaster free 3/4 of the time for qsub
+                gap = min(gap, max(self.settings.fast_poll_interval, 4 * self._qstat_seconds))
+            due = self._last_qstat + gap
+            if self._early or any(w.busy for w in self._tracked.values()):
+                due = min(due, self._last_read + self.settings.fast_poll_interval)
+            if due > now:
+                with anyio.move_on_after(due - now):
+                    await wake.wait()
+                    continue  # a submit may have brought qstat forward: plan again
+            with_qstat = time.monotonic() >= self._last_qstat + gap
             try:
-                await self.poll_once()
+                await self.poll_once(with_qstat)
             except Exception:  # a bug must not stop the watching of every job
                 log.exception("SGE poll cycle failed; polling goes on")
 
-    async def poll_once(self) -> None:
-        """One cycle: qstat for all, qacct once if a tracked job left qstat; report changes."""
-        before = sum(self.commands.counts.values())
-        started = time.monotonic()
-        refs = list(self._tracked)
-        try:
-            found = await self._query(refs)
-        except BackendError as exc:
-            if self._down is None:
-                log.warning("SGE does not answer; jobs keep their last state: %s", exc)
-            self._down = f"waiting for SGE's qmaster to answer again ({exc})"
+    async def poll_once(self, with_qstat: bool = True) -> None:
+        """One cycle: the accounting file's new records; then, unless ``with_qstat`` is
+        False, qstat and qacct for one batch of jobs whose records did not come (a poll
+        cycle: at most two commands however many jobs are tracked)."""
+        started = self._last_read = time.monotonic()
+        records = await self._read_accounting()
+        for ref, early in self._early.items():
+            records.setdefault(ref, []).extend(early)
+        self._early.clear()
+        if not with_qstat:
+            self.reads += 1
+            self._take(None, records)
             return
+        used = 1
+        live: dict[str, list[SgeJob]] | None = None
+        self._soon = False
+        try:
+            self._last_qstat = time.monotonic()
+            try:
+                live = group(await self._qstat())
+            except BackendError as exc:
+                self._went_down(exc)
+            else:
+                self._came_up()
+            self._qstat_seconds = time.monotonic() - self._last_qstat
+            due = self._qacct_due()
+            if due:
+                used += 1
+                try:
+                    ended = await self._qacct(due)
+                except BackendError as exc:
+                    log.warning("qacct failed (ends wait for the accounting file): %s", exc)
+                else:
+                    for job in ended.values():
+                        records.setdefault(job.job_id, []).append(job)
+            self._take(live, records)
         finally:
-            used = sum(self.commands.counts.values()) - before
-            self.cycles += 1
-            self.max_commands_per_cycle = max(self.max_commands_per_cycle, used)
-            self.poll_seconds += time.monotonic() - started
+            self.poll_stats.count(used)
+            self.poll_stats.took(time.monotonic() - started)
+
+    def _take(self, live: dict[str, list[SgeJob]] | None, records: dict[str, list[SgeJob]]) -> None:
+        now = time.monotonic()
+        timing = Timing(2 * self.settings.poll_interval, self.settings.forget_after)
+        for ref, watch in list(self._tracked.items()):
+            found = None if live is None else live.get(ref, [])
+            reports, done = take(ref, watch, found, records.get(ref, []), now, timing,
+                                 self._skipped)  # fmt: skip
+            if done:
+                del self._tracked[ref]
+            for report in reports:
+                emit(self.context, ref, report)
+
+    def _skipped(self, key: str) -> bool:
+        return (self.ends_dir / f"{key}.skipped").exists()
+
+    def _qacct_due(self) -> list[str]:
+        now, wait = time.monotonic(), self.settings.accounting_wait
+        at_once = self._no_file is not None
+        if at_once:  # every end is qacct's: ask each cycle
+            wait = self.settings.poll_interval
+        due = [r for r, w in self._tracked.items() if w.wants_qacct(now, wait, at_once)]
+        for ref in due:
+            self._tracked[ref].asked = now
+        return due
+
+    async def _read_accounting(self, start: bool = False) -> dict[str, list[SgeJob]]:
+        """The accounting file's new records of tracked jobs, by job number; the others'
+        kept a while (a job may end before its qsub returns)."""
+        try:
+            if start:
+                await anyio.to_thread.run_sync(self.accounting.start)
+                return {}
+            jobs = await anyio.to_thread.run_sync(self.accounting.read)
+        except AccountingUnavailable as exc:
+            if self._no_file is None:
+                log.warning("SGE's accounting file cannot be read here, qacct will do: %s", exc)
+            self._no_file = str(exc)
+            return {}
+        self._no_file = None
+        records: dict[str, list[SgeJob]] = {}
+        for job in jobs:
+            if job.job_id in self._tracked:
+                records.setdefault(job.job_id, []).append(job)
+            else:
+                self.accounting.keep(job)
+        return records
+
+    def _track(self, ref: str, watch: Watch) -> None:
+        self._tracked[ref] = watch
+        early = self.accounting.claim(ref)
+        if early:  # it ended before it was tracked: its records go with the next cycle
+            self._early[ref] = early
+        self._hurry()
+
+    def _went_down(self, exc: BackendError) -> None:
+        if self._down is None:
+            log.warning("SGE does not answer; jobs keep their last state: %s", exc)
+        self._down = f"waiting for SGE's qmaster to answer again ({exc})"
+
+    def _came_up(self) -> None:
         if self._down is not None:
             self._down = None
             self.context.wake()  # held submissions may go now
-        now = time.monotonic()
-        for ref in refs:
-            job = found.get(ref)
-            if job is None:
-                since = self._missing.setdefault(ref, now)
-                if ref in self._cancelled and now - since >= 2 * self.settings["poll_interval"]:
-                    # qdel of a job that never started leaves no accounting record.
-                    job = SgeJob(ref, "", StatusReport(S.CANCELLED, reason="deleted in SGE"))
-                elif now - since >= self.settings["forget_after"]:
-                    reason = f"neither qstat nor qacct knows SGE job {ref}"
-                    job = SgeJob(ref, "", StatusReport(S.UNKNOWN, reason=reason))
-                else:
-                    continue
-            self._missing.pop(ref, None)
-            report, last = job.report, self._tracked.get(ref)
-            if report.exit_code == SKIPPED_EXIT and (self.ends_dir / f"{ref}.skipped").exists():
-                reason = "a dependency did not complete, so it did not run"
-                report = StatusReport(S.CANCELLED, reason=reason, raw=report.raw)
-            if report.status.is_final or ref not in found:
-                self._tracked.pop(ref, None)
-                self._cancelled.discard(ref)
-            else:
-                self._tracked[ref] = report.status
-            if report.status is not last:
-                self._emit(ref, report)
-
-    def _emit(self, ref: str, report: StatusReport) -> None:
-        try:
-            self.context.report(ref, report)
-        except Exception:  # the engine's problem; the poller must go on
-            log.exception("reporting %s for SGE job %s failed", report.status, ref)
 
     def _hurry(self) -> None:
+        self._soon = True
         if self._wake is not None:
             self._wake.set()
 
     # --- SGE commands ------------------------------------------------------------------
 
     async def _query(self, refs: Sequence[str]) -> dict[str, SgeJob]:
-        """qstat for all; qacct (one call, every record) for refs qstat no longer has."""
+        """qstat for all; qacct (one call) for refs qstat no longer has."""
         live = await self._qstat()
         found = {r: live[r] for r in refs if r in live}
-        if len(found) < len(refs):
-            ended = await self._qacct()
-            found |= {r: ended[r] for r in refs if r not in found and r in ended}
+        missing = [r for r in refs if r not in found]
+        if missing:
+            ended = await self._qacct(missing)
+            found |= {r: ended[r] for r in missing if r in ended}
         return found
 
     async def _qstat(self) -> dict[str, SgeJob]:
@@ -254,40 +330,37 @@ class SgeBackend(Backend):
         except ValueError as exc:
             raise BackendError(str(exc)) from None
 
-    async def _qacct(self) -> dict[str, SgeJob]:
+    async def _qacct(self, refs: Sequence[str]) -> dict[str, SgeJob]:
+        """qacct of one job, or of every job (it reads the whole file either way)."""
         # qacct reads the accounting file itself: it answers while qmaster is down.
-        result = await self.commands.run(["qacct", "-j"])
+        argv = ["qacct", "-j", refs[0]] if len(refs) == 1 else ["qacct", "-j"]
+        result = await self.commands.run(argv)
         if not result.ok:
-            if "no jobs running since startup" in result.stderr + result.stdout:
+            if result.says(("no jobs running since startup", "not found"), stdout=True):
                 return {}
             raise BackendError(f"qacct failed: {result.message}")
         return parse_qacct(result.stdout)
 
+    async def _qdel(self, target: str) -> None:
+        result = await self.commands.run(["qdel", target])
+        if not result.ok and not gone(result):
+            raise BackendError(f"qdel {target} failed: {result.message}")
+
     async def _qsub(self, argv: list[str], script: str, env: dict[str, str], key: str) -> str:
         """qsub, retried with backoff while qmaster does not answer; the job's number."""
-        retries = int(self.settings["submit_retries"])
-        result: Result | None = None
-        for attempt in range(retries + 1):
-            if attempt:
-                try:  # the failed call may have submitted the job after all
-                    found = (await self.lookup([key])).get(key)
-                except BackendError:
-                    found = None
-                if found is not None:
-                    return found
-                await anyio.sleep(self.settings["retry_delay"] * 2 ** (attempt - 1))
-            result = await self.commands.run(argv, stdin=script, env=env)
-            if result.ok:
-                ref = result.stdout.strip().split(".")[0]
-                if not ref.isdigit():
-                    raise BackendError(f"qsub printed no job number: {result.stdout.strip()!r}")
-                return ref
-            if not result.unreachable:
-                raise BackendError(f"SGE refused the job: {result.message}")
-            log.warning("qsub for job %s: qmaster unreachable; retry %d/%d", key, attempt + 1,
-                        retries)  # fmt: skip
-        self._down = (
-            f"waiting for SGE's qmaster to answer again ({result.message if result else ''})"
-        )
-        self._hurry()
-        raise BackendError(f"qsub failed {retries + 1} times: {self._down}")
+
+        async def once() -> Result:
+            return await self.commands.run(argv, stdin=script, env=env)
+
+        async def find() -> str | None:
+            return (await self.lookup([key])).get(key)
+
+        try:
+            return await submit_with_retries(
+                once, parse_qsub, find, unreachable, retries=self.settings.submit_retries,
+                delay=self.settings.retry_delay, scheduler="SGE", key=key,
+            )  # fmt: skip
+        except SubmitFailed as exc:
+            self._went_down(BackendError(exc.problem))
+            self._hurry()
+            raise BackendError(f"{exc}: {self._down}") from None

@@ -1,17 +1,11 @@
-"""Running Grid Engine's commands: exec-style argv, a time limit, a count of each."""
+"""Grid Engine's commands, run by the shared runner (``gantry.backends.scheduler.commands``),
+and what their answers say."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import anyio
-import anyio.lowlevel
-
 from gantry.backends.base import BackendError
+from gantry.backends.scheduler.commands import Commands, Result
+from gantry.backends.scheduler.commands import checked_ref as scheduler_ref
 
 NOT_FOUND_HINT = "install Grid Engine or start the test cell with scripts/sge/start.sh (as root)"
 
@@ -25,73 +19,28 @@ UNREACHABLE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def message(self) -> str:
-        text = "; ".join(line.strip() for line in self.stderr.splitlines() if line.strip())
-        return text or " ".join(self.stdout.split()) or f"{self.argv[0]} exited {self.returncode}"
-
-    @property
-    def unreachable(self) -> bool:
-        text = (self.stderr + self.stdout).lower()
-        return any(pattern in text for pattern in UNREACHABLE)
+def sge_commands(timeout: float = 30.0) -> Commands:
+    """Runs qsub/qstat/qdel/qhost (and qacct, the fallback), counting each call."""
+    return Commands(NOT_FOUND_HINT, timeout)
 
 
-class SgeCommands:
-    """Runs qsub/qstat/qacct/qdel/qhost, counting each call (the benchmark reads ``counts``)."""
+def unreachable(result: Result) -> bool:
+    return result.says(UNREACHABLE, stdout=True)
 
-    def __init__(self, timeout: float = 30.0) -> None:
-        self.timeout = timeout
-        self.counts: Counter[str] = Counter()
-        self._paths: dict[str, str] = {}
 
-    def executable(self, name: str) -> str:
-        path = self._paths.get(name) or shutil.which(name)
-        if path is None:
-            raise BackendError(f"{name} not found: {NOT_FOUND_HINT}")
-        self._paths[name] = path
-        return path
+def gone(result: Result) -> bool:
+    """qdel of a job (or task) SGE no longer has: nothing to do."""
+    return result.says(("does not exist",), stdout=True)
 
-    async def run(
-        self, argv: Sequence[str], *, stdin: str | None = None, env: dict[str, str] | None = None
-    ) -> Result:
-        """Run one command; BackendError if it is missing or does not answer in time."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        argv = tuple(argv)
-        command = (self.executable(argv[0]), *argv[1:])
-        self.counts[argv[0]] += 1
-        try:
-            # Shielded: a qsub cut short by cancellation may still have submitted.
-            with anyio.CancelScope(shield=True), anyio.fail_after(self.timeout):
-                done = await anyio.run_process(
-                    command,
-                    input=stdin.encode() if stdin is not None else None,
-                    stdin=None if stdin is not None else subprocess.DEVNULL,
-                    check=False,
-                    env=env,
-                )
-        except FileNotFoundError:
-            self._paths.pop(argv[0], None)
-            raise BackendError(f"{argv[0]} not found: {NOT_FOUND_HINT}") from None
-        except TimeoutError:
-            raise BackendError(f"{argv[0]} did not answer within {self.timeout:g} s") from None
-        out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-        return Result(argv, done.returncode, out, err)
+
+def parse_qsub(result: Result) -> str:
+    # -terse prints "<id>", or "<id>.<first>-<last>:<step>" for an array.
+    ref = result.stdout.strip().split(".")[0]
+    if not ref.isdigit():
+        raise BackendError(f"qsub printed no job number: {result.stdout.strip()!r}")
+    return ref
 
 
 def checked_ref(ref: str) -> str:
     """An SGE job number; refusing anything else keeps argv free of stray options."""
-    text = str(ref).strip()
-    if not text.isdigit():
-        raise BackendError(f"{ref!r} is not an SGE job number")
-    return text
+    return scheduler_ref(ref, "an SGE job number")

@@ -1,8 +1,11 @@
-"""Grid Engine's answers, parsed: ``qstat -xml`` for live jobs, ``qacct -j`` for ended ones.
+"""Grid Engine's answers, parsed: ``qstat -xml`` for live jobs; for ended ones the
+accounting file's lines (accounting(5)) and, as a fallback, ``qacct -j``.
 
 qstat knows pending and running jobs only; once a job ends, qmaster forgets
 it and the accounting file (read by qacct, which needs no qmaster) has its
 record: exit status, the ``failed`` code, CPU times and peak memory.
+Keys: ``"<job>"`` for a job (or the tasks of an array not started yet),
+``"<job>.<task>"`` for one task of an array (SGE's own notation).
 A state letter combination this module does not know becomes UNKNOWN with
 the raw text kept, never an exception.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gantry.backends.base import Accounting, BackendStatus, StatusReport
 
@@ -27,6 +30,14 @@ class SgeJob:
     job_id: str
     name: str
     report: StatusReport
+    #: an array's task (SGE's task id, from 1)
+    task: int | None = None
+    #: an array's tasks not started yet, as qstat lists them (``3-10:1``)
+    pending: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.job_id if self.task is None else f"{self.job_id}.{self.task}"
 
 
 def state_report(raw: str) -> StatusReport:
@@ -63,11 +74,31 @@ def parse_qstat_xml(text: str) -> dict[str, SgeJob]:
         if not job_id.isdigit():
             continue
         tasks = (item.findtext("tasks") or "").strip()
-        if tasks:
-            continue  # array tasks: gantry submits none to SGE yet
         name = (item.findtext("JB_name") or "").strip()
-        jobs[job_id] = SgeJob(job_id, name, state_report(item.findtext("state") or ""))
+        report = state_report(item.findtext("state") or "")
+        if tasks.isdigit() and item.get("state") != "pending":  # an array's task, started
+            job = SgeJob(job_id, name, report, task=int(tasks))
+        elif tasks and job_id in jobs:  # more of its tasks not started, in another state
+            job = replace(jobs[job_id], pending=f"{jobs[job_id].pending},{tasks}")
+        else:
+            job = SgeJob(job_id, name, report, pending=tasks)
+        jobs[job.key] = job
     return jobs
+
+
+def task_ranges(text: str) -> list[tuple[int, int, int]]:
+    """qstat's list of an array's tasks (``1-3:1,7``) as (first, last, step) ranges."""
+    ranges = []
+    for item in text.split(","):
+        span, _, step = item.partition(":")
+        first, _, last = span.partition("-")
+        if first.isdigit() and (last or first).isdigit():
+            ranges.append((int(first), int(last or first), int(step) if step.isdigit() else 1))
+    return ranges
+
+
+def in_ranges(task: int, ranges: list[tuple[int, int, int]]) -> bool:
+    return any(a <= task <= b and (task - a) % s == 0 for a, b, s in ranges)
 
 
 _FIELD = re.compile(r"^(\w+)\s+(.*?)\s*$")
@@ -113,12 +144,37 @@ def parse_qacct(text: str) -> dict[str, SgeJob]:
                 fields[match[1]] = match[2]
         job_id = fields.get("jobnumber", "")
         if job_id.isdigit():
-            jobs[job_id] = SgeJob(job_id, fields.get("jobname", ""), ended_report(fields))
+            task = fields.get("taskid", "")
+            job = SgeJob(job_id, fields.get("jobname", ""), ended_report(fields),
+                         task=int(task) if task.isdigit() else None)  # fmt: skip
+            jobs[job.key] = job
     return jobs
 
 
-def ended_report(fields: dict[str, str]) -> StatusReport:
-    """The final report of one qacct record."""
+#: accounting(5): where each field is on a line of the accounting file (0-based).
+_ACCOUNTING = {"jobname": 4, "failed": 11, "exit_status": 12, "ru_wallclock": 13,
+               "ru_utime": 14, "ru_stime": 15, "ru_maxrss": 16}  # fmt: skip
+_NUMBER, _START, _END, _TASK = 5, 9, 10, 35
+
+
+def parse_accounting_line(line: str) -> SgeJob | None:
+    """One record of the accounting file (colon-separated; SGE allows no colon in
+    names); None for a comment or a line that is not a record."""
+    parts = line.rstrip("\n").split(":")
+    if len(parts) <= _TASK or line.startswith("#") or not parts[_NUMBER].isdigit():
+        return None
+    fields = {name: parts[i] for name, i in _ACCOUNTING.items()}
+    # ru_maxrss is getrusage's KiB, a bare number here: parse_maxrss reads it as such.
+    start, end = (float(parts[i]) if parts[i].isdigit() else 0.0 for i in (_START, _END))
+    task = int(parts[_TASK]) if parts[_TASK].isdigit() and int(parts[_TASK]) > 0 else None
+    report = ended_report(fields, started_at=start or None, ended_at=end or None)
+    return SgeJob(parts[_NUMBER], parts[4], report, task=task)
+
+
+def ended_report(
+    fields: dict[str, str], started_at: float | None = None, ended_at: float | None = None
+) -> StatusReport:
+    """The final report of one accounting record (qacct's or the file's)."""
     failed_text = fields.get("failed", "0")
     first = failed_text.split()[0] if failed_text.split() else ""
     failed = int(first) if first.isdigit() else -1
@@ -131,26 +187,24 @@ def ended_report(fields: dict[str, str]) -> StatusReport:
         wall=parse_seconds(fields.get("ru_wallclock", "")),
     )
     raw = f"failed={failed_text.strip()} exit_status={fields.get('exit_status', '').strip()}"
-    if failed == 100 and "after job" in failed_text:
+
+    def report(status: BackendStatus, reason: str | None = None) -> StatusReport:
+        code = exit_status if status is not S.CANCELLED else None
+        return StatusReport(status, exit_code=code, reason=reason, raw=raw,
+                            accounting=accounting, started_at=started_at,
+                            ended_at=ended_at)  # fmt: skip
+
+    if failed == 100:
         # qdel of a running job ("assumedly after job"), exit 137: cancelled.
-        return StatusReport(S.CANCELLED, reason="deleted in SGE (qdel)", raw=raw,
-                            accounting=accounting)  # fmt: skip
+        return report(S.CANCELLED, "deleted in SGE (qdel)")
     if failed == 37:
-        return StatusReport(
-            S.FAILED,
-            exit_code=exit_status,
-            raw=raw,
-            accounting=accounting,
-            reason="walltime exceeded (SGE enforced h_rt, h_cpu or h_vmem)",
-        )
+        return report(S.FAILED, "walltime exceeded (SGE enforced h_rt, h_cpu or h_vmem)")
     if failed != 0:
         detail = failed_text.partition(":")[2].strip() or f"code {failed_text.strip()}"
-        return StatusReport(S.FAILED, exit_code=exit_status, raw=raw, accounting=accounting,
-                            reason=f"SGE could not run it: {detail}")  # fmt: skip
+        return report(S.FAILED, f"SGE could not run it: {detail}")
     if exit_status == 0:
-        return StatusReport(S.COMPLETED, exit_code=0, raw=raw, accounting=accounting)
+        return report(S.COMPLETED)
     reason = f"exited {exit_status}" if exit_status is not None else "no exit status"
     if exit_status is not None and exit_status > 128:
         reason = f"killed by signal {exit_status - 128}"
-    return StatusReport(S.FAILED, exit_code=exit_status, reason=reason, raw=raw,
-                        accounting=accounting)  # fmt: skip
+    return report(S.FAILED, reason)
