@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from gantry.cli import render
-from gantry.cli.client import Runtime
 from gantry.cli.errors import guarded
+from gantry.cli.runtime import Runtime
 
 
 @guarded
@@ -21,7 +21,7 @@ def backends(
     """List the server's backends with their option defaults."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        infos: list[dict[str, Any]] = api.get("/backends")
+        infos = api.backends()
     if as_json:
         render.print_json(infos)
         return
@@ -30,12 +30,12 @@ def backends(
         table.add_column(column, overflow="fold")
     for info in infos:
         table.add_row(
-            info["name"],
-            _yes_no(info["running"]),
-            _yes_no(info["healthy"]),
-            info["message"],
+            info.name,
+            _yes_no(info.running),
+            _yes_no(info.healthy),
+            info.message,
             render.key_values(
-                {k: "(none)" if v is None else v for k, v in info["option_defaults"].items()}
+                {k: "(none)" if v is None else v for k, v in info.option_defaults.items()}
             ),
         )
     render.out().print(table)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
-import httpx
 import typer
 
-from gantry.cli.client import API, STREAM_TIMEOUT, Runtime, check
 from gantry.cli.errors import INTERRUPTED, USAGE, CliError, guarded
+from gantry.cli.export import binary_output, write_chunks
+from gantry.cli.runtime import Runtime
 from gantry.cli.submit import post_job
+from gantry.client.models import RolePage
 
 Opt = typer.Option
-PAGE = 10_000
 
 
 def load_payload(source: str) -> dict[str, Any]:
@@ -107,80 +106,27 @@ def data(
         bool, Opt("--follow", help="Print samples as they come until the job ends (JSON lines).")
     ] = False,
 ) -> None:
-    """An instrument job's data: JSON lines, CSV or NetCDF."""
+    """An instrument job's data: JSON lines, CSV or NetCDF (`gantry export` writes files)."""
     if format_ not in ("json", "csv", "netcdf"):
         raise CliError(f"--format {format_!r} is unknown: use json, csv or netcdf", USAGE)
     if format_ == "netcdf" and output is None and sys.stdout.isatty():
         raise CliError("NetCDF is binary: give --output FILE.nc or pipe it", USAGE)
     runtime: Runtime = ctx.obj
-    params = {"role": role} if role else {}
-    with output.open("wb") if output else os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
+    with runtime.client() as api, binary_output(output) as out:
         try:
-            if follow:
-                _follow(runtime, job_id, params, out)
-            elif format_ == "json":
-                _json_lines(runtime, job_id, params, out)
+            if follow or format_ == "json":
+                pages = (api.follow_data if follow else api.iter_data)(job_id, role=role)
+                for page in pages:
+                    _write(out, page)
             else:
-                _download(runtime, job_id, {**params, "format": format_}, out)
+                write_chunks(
+                    api.download(job_id, "csv" if format_ == "csv" else "netcdf", role=role), out
+                )
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
 
 
-def _json_lines(runtime: Runtime, job_id: int, params: dict[str, Any], out: Any) -> None:
-    """Every sample as a JSON line with its role, paging through each role."""
-    path = f"/jobs/{job_id}/data"
-    with runtime.client() as api:
-        first = api.get(path, {**params, "limit": PAGE})
-        for page in first["roles"]:
-            while True:
-                _write(out, page["role"], page["samples"])
-                if len(page["samples"]) < PAGE:
-                    break
-                query = {"role": page["role"], "offset": page["next_offset"], "limit": PAGE}
-                page = api.get(path, query)["roles"][0]
-
-
-def _write(out: Any, role: str, samples: list[dict[str, Any]]) -> None:
-    out.write("".join(json.dumps({"role": role, **s}) + "\n" for s in samples).encode())
+def _write(out: BinaryIO, page: RolePage) -> None:
+    lines = (json.dumps({"role": page.role, **s}) + "\n" for s in page.samples)
+    out.write("".join(lines).encode())
     out.flush()
-
-
-def _download(runtime: Runtime, job_id: int, params: dict[str, Any], out: Any) -> None:
-    """CSV or NetCDF, streamed to ``out`` as it arrives."""
-    token = os.environ.get("GANTRY_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    url = runtime.url.rstrip("/")
-    try:
-        with (
-            httpx.Client(
-                base_url=url, headers=headers, timeout=STREAM_TIMEOUT, transport=runtime.transport
-            ) as http,
-            http.stream("GET", f"{API}/jobs/{job_id}/data", params=params) as response,
-        ):
-            if response.is_error:
-                response.read()
-                check(response)
-            for chunk in response.iter_bytes():
-                out.write(chunk)
-    except httpx.TransportError as exc:
-        raise CliError(
-            f"cannot read from the gantry server at {url} ({exc or type(exc).__name__})"
-            ": is it running? (--url/GANTRY_URL)",
-            USAGE,
-        ) from None
-
-
-def _follow(runtime: Runtime, job_id: int, params: dict[str, Any], out: Any) -> None:
-    with (
-        runtime.client() as api,
-        api.stream(f"/jobs/{job_id}/data", {**params, "follow": True}) as events,
-    ):
-        for event in events:
-            if event.event == "end":
-                return
-            if event.event == "data":
-                batch = json.loads(event.data)
-                _write(out, batch["role"], batch["samples"])
-    raise CliError(
-        f"the data stream ended before job {job_id} did: run `gantry data --follow {job_id}` again"
-    )

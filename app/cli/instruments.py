@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from gantry.cli import render
-from gantry.cli.client import Runtime
 from gantry.cli.errors import guarded
+from gantry.cli.runtime import Runtime
+from gantry.client import Client
+from gantry.client.models import AttrInfo, PipelineInfo
+
+M = TypeVar("M")
 
 Opt = typer.Option
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
@@ -39,18 +44,23 @@ def _yes(value: bool) -> Text:
     return Text("yes", style="green") if value else Text("no", style="red")
 
 
-def _show(ctx: typer.Context, path: str, as_json: bool, columns: tuple[str, ...], row: Any) -> None:
+def _show(
+    ctx: typer.Context,
+    what: str,
+    read: Callable[[Client], Sequence[M]],
+    as_json: bool,
+    columns: tuple[str, ...],
+    row: Callable[[M], list[Any]],
+) -> None:
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        items: list[dict[str, Any]] = api.get(path)
+        items = read(api)
     if as_json:
         render.print_json(items)
     elif items:
         render.out().print(_table(columns, [row(i) for i in items]))
     else:
-        render.note(
-            f"no {path.strip('/')} (is there a devices file? see docs/instruments.md)", "dim"
-        )
+        render.note(f"no {what} (is there a devices file? see docs/instruments.md)", "dim")
 
 
 @guarded
@@ -58,15 +68,16 @@ def drivers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Installed drivers; those the devices file uses run."""
     _show(
         ctx,
-        "/drivers",
+        "drivers",
+        lambda api: api.drivers(),
         as_json,
         ("name", "running", "version", "components", "error"),
         lambda d: [
-            d["name"],
-            _yes(d["running"]),
-            d["version"] or "-",
-            ", ".join(d["components"]) or "-",
-            d["error"] or "",
+            d.name,
+            _yes(d.running),
+            d.version or "-",
+            ", ".join(d.components) or "-",
+            d.error or "",
         ],
     )
 
@@ -76,15 +87,16 @@ def devices(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The devices of the server's devices file."""
     _show(
         ctx,
-        "/devices",
+        "devices",
+        lambda api: api.devices(),
         as_json,
         ("name", "driver", "address", "channels", "pollrate"),
         lambda d: [
-            d["name"],
-            d["driver"],
-            d["address"],
-            ", ".join(d["channels"]),
-            d["pollrate"] if d["pollrate"] is not None else "-",
+            d.name,
+            d.driver,
+            d.address,
+            ", ".join(d.channels),
+            d.pollrate if d.pollrate is not None else "-",
         ],
     )
 
@@ -94,16 +106,17 @@ def components(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every component: driver, techniques, pipelines, the job using it."""
     _show(
         ctx,
-        "/components",
+        "components",
+        lambda api: api.components(),
         as_json,
         ("component", "driver", "available", "techniques", "pipelines", "job"),
         lambda c: [
-            f"{c['device']}/{c['channel']}",
-            c["driver"],
-            _yes(c["available"]),
-            ", ".join(c["capabilities"]) or (c["error"] or "-"),
-            ", ".join(f"{r['pipeline']}:{r['role']}" for r in c["roles"]) or "-",
-            c["job_id"] if c["job_id"] is not None else "-",
+            f"{c.device}/{c.channel}",
+            c.driver,
+            _yes(c.available),
+            ", ".join(c.capabilities) or (c.error or "-"),
+            ", ".join(f"{r.pipeline}:{r.role}" for r in c.roles) or "-",
+            c.job_id if c.job_id is not None else "-",
         ],
     )
 
@@ -113,24 +126,21 @@ def pipelines(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every pipeline: its roles, sample, readiness and running job."""
     _show(
         ctx,
-        "/pipelines",
+        "pipelines",
+        lambda api: api.pipelines(),
         as_json,
         ("name", "roles", "sample", "ready", "job"),
         lambda p: [
-            p["name"],
-            ", ".join(f"{c['role']}={c['device']}/{c['channel']}" for c in p["components"]),
-            p["sample"] or "-",
-            _yes(p["ready"]),
-            p["job_id"] if p["job_id"] is not None else "-",
+            p.name,
+            ", ".join(f"{c.role}={c.device}/{c.channel}" for c in p.components),
+            p.sample or "-",
+            _yes(p.ready),
+            p.job_id if p.job_id is not None else "-",
         ],
     )
 
 
 # --- gantry component ... ---------------------------------------------------------
-
-
-def _path(device: str, channel: str) -> str:
-    return f"/components/{device}/{channel}"
 
 
 @component_app.command("status")
@@ -141,23 +151,23 @@ def component_status(
     """Status, constants and last reading of a component."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        info: dict[str, Any] = api.get(_path(device, channel))
+        info = api.component(device, channel)
     if as_json:
         render.print_json(info)
         return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    last = info.get("last_data")
+    last = info.last_data
     for key, value in (
-        ("component", f"{info['device']}/{info['channel']}"),
-        ("driver", f"{info['driver']} at {info['address']}"),
-        ("available", "yes" if info["available"] else f"no: {info['error']}"),
-        ("techniques", ", ".join(info["capabilities"]) or "-"),
-        ("status", render.key_values(info["status"])),
-        ("constants", render.key_values(info["constants"])),
-        ("last data", render.key_values(last["values"]) if last else "-"),
-        ("job", str(info["job_id"]) if info["job_id"] is not None else "-"),
+        ("component", f"{info.device}/{info.channel}"),
+        ("driver", f"{info.driver} at {info.address}"),
+        ("available", "yes" if info.available else f"no: {info.error}"),
+        ("techniques", ", ".join(info.capabilities) or "-"),
+        ("status", render.key_values(info.status)),
+        ("constants", render.key_values(info.constants)),
+        ("last data", render.key_values(last.values) if last else "-"),
+        ("job", str(info.job_id) if info.job_id is not None else "-"),
     ):
         grid.add_row(key, value)
     render.out().print(grid)
@@ -171,26 +181,26 @@ def component_attrs(
     """The attrs of a component: type, writable, units, limits, options."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        attrs: dict[str, Any] = api.get(_path(device, channel) + "/attrs")
+        attrs = api.attrs(device, channel)
     if as_json:
         render.print_json(attrs)
         return
     rows = [
         [
             name,
-            a["type"],
-            _yes(a["rw"]),
-            a["units"] or "-",
+            a.type,
+            _yes(a.rw),
+            a.units or "-",
             _limits(a),
-            ", ".join(map(str, a["options"])) if a["options"] else "-",
+            ", ".join(map(str, a.options)) if a.options else "-",
         ]
         for name, a in attrs.items()
     ]
     render.out().print(_table(("attr", "type", "writable", "units", "limits", "options"), rows))
 
 
-def _limits(attr: dict[str, Any]) -> str:
-    low, high = attr["minimum"], attr["maximum"]
+def _limits(attr: AttrInfo) -> str:
+    low, high = attr.minimum, attr.maximum
     if low is None and high is None:
         return "-"
     return f"{'' if low is None else low} .. {'' if high is None else high}"
@@ -207,9 +217,9 @@ def component_get(
     """Print one attr's value."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        answer = api.get(f"{_path(device, channel)}/attrs/{attr}")
-    units = f" {answer['units']}" if answer.get("units") else ""
-    print(f"{render.format_value(answer['value'])}{units}")
+        answer = api.get_attr(device, channel, attr)
+    units = f" {answer.units}" if answer.units else ""
+    print(f"{render.format_value(answer.value)}{units}")
 
 
 @component_app.command("set")
@@ -227,9 +237,9 @@ def component_set(
     """Set one attr; the server checks type, units, limits and options."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        answer = api.request("PUT", f"{_path(device, channel)}/attrs/{attr}", json={"value": value})
-    units = f" {answer['units']}" if answer.get("units") else ""
-    print(f"{attr} = {render.format_value(answer['value'])}{units}")
+        answer = api.set_attr(device, channel, attr, value)
+    units = f" {answer.units}" if answer.units else ""
+    print(f"{attr} = {render.format_value(answer.value)}{units}")
 
 
 @component_app.command("measure")
@@ -240,12 +250,12 @@ def component_measure(
     """Take one reading now (the component must be idle)."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        sample: dict[str, Any] = api.post(_path(device, channel) + "/measure")
+        sample = api.measure(device, channel)
     if as_json:
         render.print_json(sample)
         return
-    units = sample.get("units", {})
-    for name, value in sample["values"].items():
+    units = sample.units
+    for name, value in sample.values.items():
         unit = f" {units[name]}" if name in units else ""
         print(f"{name} = {render.format_value(value)}{unit}")
 
@@ -253,12 +263,12 @@ def component_measure(
 # --- gantry pipeline ... -------------------------------------------------------------
 
 
-def _pipeline_change(ctx: typer.Context, name: str, action: str, body: Any = None) -> None:
+def _pipeline_change(ctx: typer.Context, change: Callable[[Client], PipelineInfo]) -> None:
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        p: dict[str, Any] = api.post(f"/pipelines/{name}/{action}", body)
-    ready = "ready" if p["ready"] else "not ready"
-    render.out().print(f"pipeline {p['name']}: sample {p['sample'] or '-'}, {ready}")
+        p = change(api)
+    ready = "ready" if p.ready else "not ready"
+    render.out().print(f"pipeline {p.name}: sample {p.sample or '-'}, {ready}")
 
 
 @pipeline_app.command("load")
@@ -269,7 +279,7 @@ def pipeline_load(
     sample: Annotated[str, typer.Argument(metavar="SAMPLE")],
 ) -> None:
     """Load SAMPLE into an idle, empty pipeline."""
-    _pipeline_change(ctx, name, "load", {"sample": sample})
+    _pipeline_change(ctx, lambda api: api.load(name, sample))
 
 
 @pipeline_app.command("eject")
@@ -278,7 +288,7 @@ def pipeline_eject(
     ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="PIPELINE")]
 ) -> None:
     """Remove the sample of an idle pipeline."""
-    _pipeline_change(ctx, name, "eject")
+    _pipeline_change(ctx, lambda api: api.eject(name))
 
 
 @pipeline_app.command("ready")
@@ -289,4 +299,4 @@ def pipeline_ready(
     not_ready: Annotated[bool, Opt("--not", help="Mark it not ready.")] = False,
 ) -> None:
     """Mark a pipeline ready: jobs for its sample may run on it."""
-    _pipeline_change(ctx, name, "ready", {"ready": not not_ready})
+    _pipeline_change(ctx, lambda api: api.mark_ready(name, not not_ready))

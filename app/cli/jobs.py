@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from gantry.cli import render, wait
-from gantry.cli.client import GantryClient, Runtime
-from gantry.cli.errors import FAILED, CliError, guarded
+from gantry.cli import render
+from gantry.cli.errors import FAILED, guarded
+from gantry.cli.runtime import Runtime
 from gantry.cli.stats import accounting_text
+from gantry.client import Conflict, NotFound
+from gantry.client.models import (
+    ArrayCounts,
+    EventPublic,
+    JobPublic,
+    JobShown,
+    JobsPage,
+    State,
+)
 
 Opt = typer.Option
 JsonOpt = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
-EVENTS_PAGE = 1000
 STATES = ("queued", "submitted", "running", "cancelling", "completed", "failed", "cancelled")
 
 
@@ -44,33 +51,29 @@ def list_jobs(
     missing = 0
     with runtime.client() as api:
         if ids:
-            page: dict[str, Any] = {"items": [], "next_before": None}
+            found: list[JobPublic] = []
             for job_id in ids:
                 try:
-                    page["items"].append(api.get(f"/jobs/{job_id}"))
-                except CliError as exc:
-                    if exc.status != 404:
-                        raise
+                    found.append(api.job(job_id))
+                except NotFound as exc:
                     render.error(exc.message)
                     missing += 1
+            page = JobsPage(items=found, next_before=None)
         else:
-            page = api.get(
-                "/jobs",
-                {
-                    "state": state,
-                    "backend": backend,
-                    "name": name,
-                    "tag": tag,
-                    "limit": limit,
-                    "before": before,
-                },
+            page = api.jobs(
+                state=cast("list[State] | None", state),  # the server names a bad one
+                backend=backend,
+                name=name,
+                tag=tag,
+                limit=limit,
+                before=before,
             )
     if as_json:
         render.print_json(page)
-    elif page["items"]:
-        render.out().print(render.jobs_table(page["items"]))
-        if page["next_before"]:
-            render.note(f"more: --before {page['next_before']}", "dim")
+    elif page.items:
+        render.out().print(render.jobs_table(page.items))
+        if page.next_before:
+            render.note(f"more: --before {page.next_before}", "dim")
     elif not ids:
         render.note("no jobs", "dim")
     if missing:
@@ -86,70 +89,70 @@ def show(
     """A job's details: state, spec, options, dependencies, warnings."""
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        job: dict[str, Any] = api.get(f"/jobs/{job_id}")
+        job = api.job(job_id)
     if as_json:
         render.print_json(job)
         return
     console = render.out()
     console.print(details(job))
-    if job.get("spec") is not None:
+    if job.spec is not None:
         console.print(Text("spec:", style="bold"))
-        render.write_raw(job["spec"] if job["spec"].endswith("\n") else job["spec"] + "\n")
+        render.write_raw(job.spec if job.spec.endswith("\n") else job.spec + "\n")
 
 
-def details(job: dict[str, Any]) -> Table:
+def details(job: JobShown) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    state = render.state_text(job["state"])
-    if job.get("exit_code") is not None:
-        state.append(f" (exit code {job['exit_code']})")
-    ref = f" (ref {job['backend_ref']})" if job.get("backend_ref") else ""
+    state = render.state_text(job.state)
+    if job.exit_code is not None:
+        state.append(f" (exit code {job.exit_code})")
+    ref = f" (ref {job.backend_ref})" if job.backend_ref else ""
     rows: list[tuple[str, str | Text]] = [
-        ("id", str(job["id"])),
-        ("name", job["name"]),
+        ("id", str(job.id)),
+        ("name", job.name),
         ("state", state),
-        ("reason", job.get("reason") or "-"),
-        ("backend", job["backend"] + ref),
-        ("attempt", str(job.get("attempt", 0))),
-        ("priority", str(job.get("priority", 0))),
-        ("tags", ", ".join(job.get("tags", [])) or "-"),
-        ("depends on", ", ".join(map(str, job.get("depends_on", []))) or "-"),
-        ("options", render.key_values(job.get("options", {}))),
-        ("env", render.key_values(job.get("env", {}))),
-        ("working dir", job.get("working_dir") or "-"),
-        ("inputs", ", ".join(job.get("inputs", [])) or "-"),
-        ("outputs", ", ".join(job.get("outputs", [])) or "-"),
-        ("created", render.local_time(job.get("created_at"))),
-        ("started", render.local_time(job.get("started_at"))),
-        ("ended", render.local_time(job.get("ended_at"))),
+        ("reason", job.reason or "-"),
+        ("backend", job.backend + ref),
+        ("attempt", str(job.attempt)),
+        ("priority", str(job.priority)),
+        ("tags", ", ".join(job.tags) or "-"),
+        ("depends on", ", ".join(map(str, job.depends_on)) or "-"),
+        ("options", render.key_values(job.options)),
+        ("env", render.key_values(job.env)),
+        ("working dir", job.working_dir or "-"),
+        ("inputs", ", ".join(job.inputs) or "-"),
+        ("outputs", ", ".join(job.outputs) or "-"),
+        ("created", render.local_time(job.created_at)),
+        ("started", render.local_time(job.started_at)),
+        ("ended", render.local_time(job.ended_at)),
         ("duration", render.duration(job)),
-        ("accounting", accounting_text(job.get("accounting"))),
+        ("accounting", accounting_text(job.accounting)),
     ]
-    if job.get("array"):
-        rows.insert(3, ("array", _array_text(job["array"], job.get("tasks"))))
+    if job.array:
+        rows.insert(3, ("array", _array_text(job.array, job.tasks)))
     for key, value in rows:
         grid.add_row(key, value)
-    for warning in job.get("warnings", []):
+    for warning in job.warnings:
         grid.add_row("warning", Text(warning, style="yellow"))
     return grid
 
 
-def _array_text(spec: str, tasks: dict[str, Any] | None) -> str:
+def _array_text(spec: str, tasks: ArrayCounts | None) -> str:
     """``0-99%10: 100 tasks (3 running, 40 completed, 57 pending)``."""
     if not tasks:
         return spec
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(tasks["by_state"].items()) if n)
-    return f"{spec}: {tasks['count']} tasks ({counts})"
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(tasks.by_state.items()) if n)
+    return f"{spec}: {tasks.count} tasks ({counts})"
 
 
-def _event_line(row: dict[str, Any]) -> Text:
-    line = Text(f"{render.local_time(row['at'])}  job {row['job_id']}  ")
-    if row.get("from_state"):
-        line += render.state_text(row["from_state"]) + Text(" → ")
-    line += render.state_text(row["to_state"])
-    if row.get("message"):
-        line += Text(f"  {row['message']}")
+def _event_line(row: EventPublic) -> Text:
+    line = Text(f"{render.local_time(row.at)}  job {row.job_id}  ")
+    if row.from_state:
+        line += render.state_text(row.from_state) + Text(" → ")
+    line += render.state_text(row.to_state)
+    if row.message:
+        line += Text(f"  {row.message}")
     return line
 
 
@@ -166,25 +169,15 @@ def events(
     runtime: Runtime = ctx.obj
     console = render.out()
     with runtime.client() as api:
-        rows = wait.job_events(api, job_id) if follow else _all_events(api, job_id)
+        rows = api.follow_events(job_id) if follow else api.iter_events(job_id)
         try:
             for row in rows:
                 if as_json:
-                    render.write_raw(json.dumps(row) + "\n")
+                    render.write_raw(row.model_dump_json() + "\n")
                 else:
                     console.print(_event_line(row))
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
-
-
-def _all_events(api: GantryClient, job_id: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    while True:
-        after = rows[-1]["id"] if rows else 0
-        page = api.get(f"/jobs/{job_id}/events", {"after": after, "limit": EVENTS_PAGE})
-        rows += page["items"]
-        if len(page["items"]) < EVENTS_PAGE:
-            return rows
 
 
 @guarded
@@ -198,13 +191,11 @@ def cancel(
     with runtime.client() as api:
         for job_id in ids:
             try:
-                answer = api.post(f"/jobs/{job_id}/cancel")
-            except CliError as exc:
-                if exc.status not in (404, 409):
-                    raise
+                answer = api.cancel(job_id)
+            except (NotFound, Conflict) as exc:
                 render.error(exc.message)
                 failures += 1
                 continue
-            render.out().print(Text(f"job {job_id}: ") + render.state_text(answer["state"]))
+            render.out().print(Text(f"job {job_id}: ") + render.state_text(answer.state))
     if failures:
         raise typer.Exit(FAILED)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from gantry.cli import render
-from gantry.cli.client import GantryClient, Runtime
-from gantry.cli.errors import INTERRUPTED, CliError, guarded
+from gantry.cli.errors import INTERRUPTED, guarded
+from gantry.cli.runtime import Runtime
+from gantry.client.jobs import LogStream
 
 
 @guarded
@@ -27,32 +28,11 @@ def logs(
 ) -> None:
     """Print a job's log."""
     runtime: Runtime = ctx.obj
-    params: dict[str, Any] = {"stream": "stderr" if stderr else "stdout", "attempt": attempt}
+    which: LogStream = "stderr" if stderr else "stdout"
     with runtime.client() as api:
+        read = api.follow_logs if follow else api.iter_logs
         try:
-            (_follow if follow else _read_all)(api, job_id, params)
+            for text in read(job_id, stream=which, attempt=attempt):
+                render.write_raw(text)
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
-
-
-def _read_all(api: GantryClient, job_id: int, params: dict[str, Any]) -> None:
-    """Page through ``next_offset`` up to what the log holds now."""
-    offset = 0
-    while True:
-        chunk = api.get(f"/jobs/{job_id}/logs", {**params, "offset": offset})
-        render.write_raw(chunk["text"])
-        offset = chunk["next_offset"]
-        if chunk["complete"] or not chunk["text"] or offset >= chunk["size"]:
-            return
-
-
-def _follow(api: GantryClient, job_id: int, params: dict[str, Any]) -> None:
-    with api.stream(f"/jobs/{job_id}/logs", {**params, "follow": True}) as events:
-        for event in events:
-            if event.event == "log":
-                render.write_raw(event.data)
-            elif event.event == "end":
-                return
-    raise CliError(
-        f"the log stream ended before job {job_id} did: run `gantry logs -f {job_id}` again"
-    )

@@ -9,6 +9,7 @@ import typer
 
 from gantry.cli import (
     backends,
+    export,
     instrument_jobs,
     instruments,
     jobs,
@@ -18,10 +19,11 @@ from gantry.cli import (
     submit,
     workflow,
 )
-from gantry.cli.client import DEFAULT_URL, Runtime
 from gantry.cli.config import config_app
 from gantry.cli.db import db_app
+from gantry.cli.runtime import Runtime
 from gantry.cli.tokens import token_app
+from gantry.client import DEFAULT_URL
 
 app = typer.Typer(
     name="gantry",
@@ -71,6 +73,7 @@ app.command("logs")(logs.logs)
 app.command("backends")(backends.backends)
 app.command("submit-instrument")(instrument_jobs.submit_instrument)
 app.command("data")(instrument_jobs.data)
+app.command("export")(export.export)
 app.command("drivers")(instruments.drivers)
 app.command("devices")(instruments.devices)
 app.command("components")(instruments.components)

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from gantry.client.models import JobPublic
 
 STATE_STYLES = {
     "queued": "dim",
@@ -26,7 +29,6 @@ STATE_STYLES = {
     "failed": "red",
     "cancelled": "magenta",
 }
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 REASON_WIDTH = 40
 # Piped output is not wrapped at rich's default 80 columns: grep and awk read it.
 PIPE_WIDTH = 200
@@ -60,8 +62,12 @@ def note(message: str, style: str = "") -> None:
 
 
 def print_json(data: Any) -> None:
-    """Plain JSON (no colours, no wrapping) so pipes and ``jq`` get it intact."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Plain JSON (no colours, no wrapping) so pipes and ``jq`` get it intact.
+
+    ``data``: the client's models (as the API sends them) or plain values.
+    """
+    plain = to_jsonable_python(data)
+    sys.stdout.write(json.dumps(plain, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_raw(text: str) -> None:
@@ -74,16 +80,15 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value)
+def utc(moment: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; the server stores UTC.
+    if moment is None:
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def local_time(value: str | None) -> str:
-    moment = parse_time(value)
+def local_time(value: datetime | None) -> str:
+    moment = utc(value)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
@@ -100,12 +105,12 @@ def human_seconds(seconds: float) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def duration(job: Mapping[str, Any], now: datetime | None = None) -> str:
+def duration(job: JobPublic, now: datetime | None = None) -> str:
     """Run time: start to end, or to now while it runs; ``-`` if never started."""
-    started = parse_time(job.get("started_at"))
+    started = utc(job.started_at)
     if started is None:
         return "-"
-    ended = parse_time(job.get("ended_at")) or now or datetime.now(UTC)
+    ended = utc(job.ended_at) or now or datetime.now(UTC)
     return human_seconds(max(0.0, (ended - started).total_seconds()))
 
 
@@ -116,18 +121,18 @@ def shorten(text: str | None, width: int = REASON_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def jobs_table(jobs: Iterable[Mapping[str, Any]]) -> Table:
+def jobs_table(jobs: Iterable[JobPublic]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("id", "name", "backend", "state", "reason", "created", "duration"):
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
     for job in jobs:
         table.add_row(
-            str(job["id"]),
-            job["name"],
-            job["backend"],
-            state_text(job["state"]),
-            shorten(job.get("reason")),
-            local_time(job.get("created_at")),
+            str(job.id),
+            job.name,
+            job.backend,
+            state_text(job.state),
+            shorten(job.reason),
+            local_time(job.created_at),
             duration(job),
         )
     return table

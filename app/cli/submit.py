@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import sys
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -16,11 +15,11 @@ import typer
 from typer.core import TyperCommand
 
 from gantry.cli import render, wait
-from gantry.cli.client import Runtime
 from gantry.cli.errors import FAILED, USAGE, CliError, guarded
+from gantry.cli.runtime import Runtime
+from gantry.client.models import JobBatchSubmitted
 
 WORDS = "gantry.command_words"
-SUBMIT_RETRIES = 2
 _INT = re.compile(r"^[+-]?\d+$")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._]")
 
@@ -183,19 +182,16 @@ def submit(
 def post_job(runtime: Runtime, body: dict[str, Any], wait_: bool, as_json: bool) -> None:
     """Submit one job, print its id (or JSON), and with ``wait_`` follow it to its end."""
     with runtime.client() as api:
-        # The key lets a submit whose answer was lost be resent without a twin job.
-        job = api.post(
-            "/jobs", body, headers={"Idempotency-Key": uuid.uuid4().hex}, retries=SUBMIT_RETRIES
-        )
-        for warning in job.get("warnings", []):
+        job = api.submit(body)  # a lost answer is resent: the client keys it
+        for warning in job.warnings:
             render.warn(f"warning: {warning}")
         if as_json and not wait_:
             render.print_json(job)
         elif not as_json:
-            print(job["id"], flush=True)
+            print(job.id, flush=True)
         if not wait_:
             return
-        ended = wait.wait_for_job(api, job["id"])
+        ended = wait.wait_for_job(api, job.id)
     if as_json:
         render.print_json(ended)
     raise typer.Exit(wait.report_end(ended))
@@ -259,18 +255,17 @@ def submit_batch(
             job["working_dir"] = str(base / given) if given else str(base)
     runtime: Runtime = ctx.obj
     with runtime.client() as api:
-        answer = api.post("/jobs/batch", {"jobs": jobs})
-        for warning in answer.get("warnings", []):
-            render.warn(f"warning: {warning}")
+        answer = api.batch(jobs)
+        announce(answer)
         if as_json:
             render.print_json(answer)
         else:
-            for job in answer["jobs"]:
-                print(job["id"], job["name"], flush=True)
+            for ref in answer.jobs:
+                print(ref.id, ref.name, flush=True)
         if not wait_:
             return
-        ended = wait.wait_for_batch(api, answer["jobs"])
-    names = {job["id"]: job["name"] for job in answer["jobs"]}
+        ended = wait.wait_for_batch(api, (ref.id for ref in answer.jobs))
+    names = {ref.id: ref.name for ref in answer.jobs}
     unsuccessful = [
         f"{i} {names[i]} ({state})" for i, state in sorted(ended.items()) if state != "completed"
     ]
@@ -282,3 +277,8 @@ def submit_batch(
     if unsuccessful:
         render.note("not completed: " + ", ".join(unsuccessful), "red")
     raise typer.Exit(0 if all_done else FAILED)
+
+
+def announce(answer: JobBatchSubmitted) -> None:
+    for warning in answer.warnings:
+        render.warn(f"warning: {warning}")

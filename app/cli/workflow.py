@@ -14,14 +14,17 @@ import typer
 from rich.table import Table
 
 from gantry.cli import jobs, render, wait
-from gantry.cli.client import GantryClient, Runtime
 from gantry.cli.errors import FAILED, USAGE, CliError, guarded
+from gantry.cli.runtime import Runtime
+from gantry.cli.submit import announce
+from gantry.client import Client
+from gantry.client.models import JobPublic, State
 from gantry.workflows.load import LoadedWorkflow, WorkflowLoadError, load_workflow
 from gantry.workflows.plan import plan_workflow, workflow_tag
 from gantry.workflows.status import target_states
 
 Opt = typer.Option
-ACTIVE_STATES = ["queued", "submitted", "running", "cancelling"]
+ACTIVE_STATES: list[State] = ["queued", "submitted", "running", "cancelling"]
 GWF_COLOURS = {"shouldrun": "magenta", "submitted": "yellow", "running": "blue"}
 GWF_COLOURS |= {"completed": "green", "failed": "red", "cancelled": "red"}
 WorkflowArg = Annotated[
@@ -43,23 +46,21 @@ def _load(spec: str) -> LoadedWorkflow:
         raise CliError(str(exc), USAGE) from None
 
 
-def _tagged_jobs(
-    api: GantryClient, tag: str, states: list[str] | None = None
-) -> Iterator[dict[str, Any]]:
+def _tagged_jobs(api: Client, tag: str, states: list[State] | None = None) -> Iterator[JobPublic]:
     """Every job of the workflow, newest first."""
     before = None
     while True:
-        page = api.get("/jobs", {"tag": tag, "state": states, "limit": 1000, "before": before})
-        yield from page["items"]
-        before = page["next_before"]
+        page = api.jobs(tag=tag, state=states, limit=1000, before=before)
+        yield from page.items
+        before = page.next_before
         if before is None:
             return
 
 
-def _newest_by_name(rows: Iterator[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    newest: dict[str, dict[str, Any]] = {}
+def _newest_by_name(rows: Iterator[JobPublic]) -> dict[str, JobPublic]:
+    newest: dict[str, JobPublic] = {}
     for row in rows:
-        newest.setdefault(row["name"], row)
+        newest.setdefault(row.name, row)
     return newest
 
 
@@ -80,8 +81,7 @@ def run(
     with runtime.client() as api:
         tag = workflow_tag(loaded.path)
         active = {
-            n: row["id"]
-            for n, row in _newest_by_name(_tagged_jobs(api, tag, ACTIVE_STATES)).items()
+            n: row.id for n, row in _newest_by_name(_tagged_jobs(api, tag, ACTIVE_STATES)).items()
         }
         try:
             plan = plan_workflow(loaded, targets or (), active=active, backend=backend)
@@ -97,14 +97,13 @@ def run(
             if not plan.jobs:
                 render.note("nothing to run", "dim")
             return
-        answer = api.post("/jobs/batch", {"jobs": plan.jobs})
-        for warning in answer.get("warnings", []):
-            render.warn(f"warning: {warning}")
-        render.note(f"submitted {len(answer['jobs'])} targets", "dim")
+        answer = api.batch(plan.jobs)
+        announce(answer)
+        render.note(f"submitted {len(answer.jobs)} targets", "dim")
         if no_wait:
             return
-        ended = wait.wait_for_batch(api, answer["jobs"])
-    names = {job["id"]: job["name"] for job in answer["jobs"]}
+        ended = wait.wait_for_batch(api, (job.id for job in answer.jobs))
+    names = {job.id: job.name for job in answer.jobs}
     unsuccessful = [f"{names[i]} ({s})" for i, s in sorted(ended.items()) if s != "completed"]
     if unsuccessful:
         raise CliError(
@@ -125,7 +124,8 @@ def workflow_status(
     with runtime.client() as api:
         latest = _newest_by_name(_tagged_jobs(api, workflow_tag(loaded.path)))
     try:
-        rows = target_states(loaded, latest, targets or ())
+        by_name = {name: job.model_dump() for name, job in latest.items()}
+        rows = target_states(loaded, by_name, targets or ())
     except WorkflowLoadError as exc:
         raise CliError(str(exc), USAGE) from None
     if as_json:

@@ -7,6 +7,7 @@ turns one into the matching class below; its message is the server's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +50,11 @@ class StreamEnded(GantryError):
 
 
 class WaitTimeout(GantryError, TimeoutError):
-    """:meth:`wait` gave up; the job goes on (``job_id``, its last known ``state``)."""
+    """A wait gave up; the jobs go on. ``states``: each unended job's last known state."""
 
-    def __init__(self, message: str, job_id: int, state: str) -> None:
+    def __init__(self, message: str, states: Mapping[int, str]) -> None:
         super().__init__(message)
-        self.job_id = job_id
-        self.state = state
+        self.states = dict(states)
 
 
 # --- error answers --------------------------------------------------------------------
@@ -154,6 +154,8 @@ def from_response(response: httpx.Response) -> ApiError:
     if not isinstance(detail, str) or not detail:
         text = response.text.strip()[:200]
         detail = f"HTTP {status} {response.reason_phrase}" + (f": {text}" if text else "")
+    if status == 422:  # a refusal worded as one sentence (an attr's value, ...)
+        return InvalidRequest(status, body, [FieldError((), detail, "value_error")])
     if status == 503:
         return Unavailable(detail, status, body, retry_after(response))
     kind = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)

@@ -197,10 +197,17 @@ class InstrumentOperations:
     ) -> StreamFlow[bytes]:
         """The data file (CSV, or NetCDF once the job ended), in chunks as they arrive."""
         params = {"format": format, "role": role}
-        request = Request("GET", f"/jobs/{job_id}/data", params, read_timeout=None)
-        stream = yield from open_stream(request, lines=False)
-        while (chunk := (yield Read(stream))) is not None:
-            yield Emit(chunk)
+        yield from _chunks(Request("GET", f"/jobs/{job_id}/data", params, read_timeout=None))
+
+    @stream_operation
+    def download_crate(
+        self, job_id: int, *, chain: bool = True, license: str | None = None
+    ) -> StreamFlow[bytes]:
+        """An ended job as an RO-Crate zip (data, method, sample, devices, events), in
+        chunks; ``chain``: with the jobs it depends on and those depending on it.
+        ``license``: the data's, an SPDX id (``CC-BY-4.0``) or a URL."""
+        params = {"chain": chain, "license": license}
+        yield from _chunks(Request("GET", f"/jobs/{job_id}/crate", params, read_timeout=None))
 
     @operation
     def datasets(self, job_id: int) -> Flow[dict[str, xr.Dataset]]:
@@ -219,3 +226,9 @@ class InstrumentOperations:
         if role in found:
             return found[role]
         raise ValueError(f"job {job_id} has roles {', '.join(found) or 'none'}: pick one as role=")
+
+
+def _chunks(request: Request) -> StreamFlow[bytes]:
+    stream = yield from open_stream(request, lines=False)
+    while (chunk := (yield Read(stream))) is not None:
+        yield Emit(chunk)

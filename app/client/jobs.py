@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from gantry.client.core import (
-    Close,
     Emit,
     Flow,
     Request,
-    Sleep,
     StreamFlow,
     call,
     collect,
@@ -25,7 +23,8 @@ from gantry.client.core import (
     operation,
     stream_operation,
 )
-from gantry.client.errors import ConnectionFailed, StreamEnded, WaitTimeout
+from gantry.client.errors import StreamEnded, WaitTimeout
+from gantry.client.waiting import TERMINAL, watch
 from gantry.schemas import (
     BackendInfo,
     CancelResult,
@@ -44,11 +43,8 @@ from gantry.schemas import (
     TasksPage,
 )
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 #: Resends of a submit whose answer was lost (the Idempotency-Key makes them safe).
 SUBMIT_RETRIES = 2
-#: How often :meth:`wait` reconnects in a row after losing the server, backing off.
-RECONNECTS = 5
 EVENTS_PAGE = 1000
 LogStream = Literal["stdout", "stderr"]
 JobBody = JobCreate | Mapping[str, Any]
@@ -67,10 +63,6 @@ def job_body(
         base = dict(job or {})
     body: dict[str, Any] = to_jsonable_python({**base, **fields})
     return body
-
-
-def _expired(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
 
 
 class JobOperations:
@@ -191,42 +183,66 @@ class JobOperations:
                 yield Emit(EventPublic.model_validate_json(event.data))
 
     @operation
-    def wait(self, job_id: int, *, timeout: float | None = None) -> Flow[JobShown]:
-        """Follow a job until it ends and return it; :class:`WaitTimeout` after ``timeout`` s.
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        on_event: Callable[[EventPublic], None] | None = None,
+    ) -> Flow[JobShown]:
+        """Follow a job until it ends and return it; ``on_event`` sees each state change.
 
-        A stream cut short (the server restarted) is picked up again where it
-        broke, up to :data:`RECONNECTS` failures in a row.
+        :class:`WaitTimeout` after ``timeout`` seconds (the job goes on). A
+        stream cut short (the server restarted) is picked up where it broke.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        after, state, failures = 0, "queued", 0
-        while not _expired(deadline):
-            left = None if deadline is None else max(0.01, deadline - time.monotonic())
-            request = Request(
-                "GET", f"/jobs/{job_id}/events", {"follow": True, "after": after}, read_timeout=left
-            )
-            try:
-                stream = yield from open_stream(request)
-                while event := (yield from next_event(stream, lambda: _expired(deadline))):
-                    if event.event != "job":
-                        continue
-                    row = EventPublic.model_validate_json(event.data)
-                    after, state, failures = row.id, row.to_state, 0
-                    if state in TERMINAL:
-                        yield Close(stream)
-                        return (yield from get(f"/jobs/{job_id}", JobShown))
-                yield Close(stream)
-                lost: Exception = StreamEnded(f"the event stream of job {job_id} ended early")
-            except ConnectionFailed as exc:
-                lost = exc
-            if _expired(deadline):
-                break
-            failures += 1
-            if failures > RECONNECTS:
-                raise lost
-            yield Sleep(min(0.2 * 2**failures, 5.0))
-        raise WaitTimeout(
-            f"job {job_id} did not end within {timeout} s (it is {state})", job_id, state
-        )
+        state = "queued"
+
+        def done(row: EventPublic) -> bool:
+            nonlocal state
+            state = row.to_state
+            if on_event is not None:
+                on_event(row)
+            return state in TERMINAL
+
+        if not (yield from watch(f"/jobs/{job_id}/events", 0, done, deadline)):
+            raise WaitTimeout(f"job {job_id} did not end within {timeout} s", {job_id: state})
+        return (yield from get(f"/jobs/{job_id}", JobShown))
+
+    @operation
+    def wait_all(
+        self,
+        job_ids: Iterable[int],
+        *,
+        timeout: float | None = None,
+        on_event: Callable[[EventPublic], None] | None = None,
+    ) -> Flow[dict[int, State]]:
+        """Follow many jobs (a batch) until all ended: job id -> the state it ended in.
+
+        One stream of all jobs' events, from the oldest job's creation on
+        (events are stored in order, so none of theirs comes before it).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        states: dict[int, State] = dict.fromkeys(job_ids, "queued")
+        ended: dict[int, State] = {}
+        if not states:
+            return ended
+        first = yield from get(f"/jobs/{min(states)}/events", EventsPage, {"limit": 1})
+        after = first.items[0].id - 1 if first.items else 0
+
+        def done(row: EventPublic) -> bool:
+            if row.job_id in states and row.job_id not in ended:
+                states[row.job_id] = row.to_state
+                if on_event is not None:
+                    on_event(row)
+                if row.to_state in TERMINAL:
+                    ended[row.job_id] = row.to_state
+            return len(ended) == len(states)
+
+        if not (yield from watch("/events", after, done, deadline)):
+            pending = {i: s for i, s in states.items() if i not in ended}
+            raise WaitTimeout(f"{len(pending)} jobs did not end within {timeout} s", pending)
+        return ended
 
     # --- logs --------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ from gantry.client.instruments import InstrumentOperations
 from gantry.client.jobs import JobOperations
 
 T = TypeVar("T")
+#: What ``transport=`` takes (``httpx.MockTransport`` in tests).
+Transport = httpx.BaseTransport
 
 
 class Client(JobOperations, InstrumentOperations, SyncRunner):

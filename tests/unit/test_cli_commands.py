@@ -11,8 +11,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from gantry.cli.client import Runtime
 from gantry.cli.main import app
+from gantry.cli.runtime import Runtime
+from gantry.client.models import JobsPage, JobSubmitted
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -33,6 +34,7 @@ def _job(job_id: int, state: str = "queued", **extra: Any) -> dict[str, Any]:
         "working_dir": "/tmp",
         "exit_code": None,
         "attempt": 1,
+        "max_retries": 0,
         "backend_ref": None,
         "warnings": [],
         "created_at": "2024-01-01T10:00:00Z",
@@ -153,7 +155,7 @@ def test_submit_words_after_double_dash(server: FakeServer, tmp_path: Path) -> N
 def test_a_submit_whose_answer_was_lost_is_resent_with_the_same_key(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gantry.cli.client.RETRY_DELAY", 0)
+    monkeypatch.setattr("gantry.client.core.RETRY_DELAY", 0)
     calls: list[str] = []
 
     def flaky(request: httpx.Request) -> httpx.Response:
@@ -197,7 +199,7 @@ def test_submit_prints_warnings_on_stderr_and_json_on_stdout(server: FakeServer)
     server.on("POST", "/api/v1/jobs", 201, job)
     result = server.run("submit", "--json", "-o", "gpus=1", "--", "true")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == job
+    assert json.loads(result.stdout) == JobSubmitted.model_validate(job).model_dump(mode="json")
     assert "warning: option 'gpus' is not supported" in result.stderr
 
 
@@ -370,7 +372,7 @@ def test_list_json_is_the_page(server: FakeServer) -> None:
     page = {"items": [_job(1)], "next_before": None}
     server.on("GET", "/api/v1/jobs", body=page)
     result = server.run("list", "--json")
-    assert json.loads(result.stdout) == page
+    assert json.loads(result.stdout) == JobsPage.model_validate(page).model_dump(mode="json")
 
 
 def test_status_with_ids_shows_those_and_reports_missing_ones(server: FakeServer) -> None:

@@ -1,4 +1,5 @@
-"""The CLI's pure parts: SSE parsing, error wording, script sources, rendering."""
+"""The CLI's pure parts (and the client's it leans on): SSE parsing, error wording,
+script sources, rendering."""
 
 from __future__ import annotations
 
@@ -9,10 +10,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gantry.cli import render, sse
-from gantry.cli.client import check, validation_lines
-from gantry.cli.errors import USAGE, CliError
+from gantry.cli import render
+from gantry.cli.errors import USAGE, CliError, from_client
 from gantry.cli.submit import default_name, load_batch, parse_pairs, read_script
+from gantry.client import sse
+from gantry.client.errors import (
+    ApiError,
+    AuthError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ServerError,
+    Unavailable,
+    from_response,
+)
+from gantry.client.models import JobPublic
 
 
 class Tty(io.StringIO):
@@ -41,31 +53,67 @@ def _response(status: int, *, json: object = None, text: str | None = None) -> h
     return httpx.Response(status, json=json, text=text, request=httpx.Request("GET", "http://x/"))
 
 
-def test_validation_lines_name_the_field_without_the_body_prefix() -> None:
+def check(response: httpx.Response) -> None:
+    """The CLI's error for an error answer, as a command would raise it."""
+    raise from_client(from_response(response))
+
+
+def test_validation_errors_name_the_field_without_the_body_prefix() -> None:
     errors = [
         {"loc": ["body", "options"], "msg": "walltime 'x' is malformed: use HH:MM:SS"},
         {"loc": ["body", "jobs", 2, "name"], "msg": "Value error, job name '1' is invalid"},
         {"loc": ["query", "limit"], "msg": "too big"},
         {"loc": [], "msg": "bad"},
     ]
-    assert validation_lines(errors) == [
+    error = from_response(_response(422, json={"detail": errors}))
+    assert isinstance(error, InvalidRequest)
+    assert [str(e) for e in error.errors] == [
         "options: walltime 'x' is malformed: use HH:MM:SS",
         "jobs[2].name: job name '1' is invalid",
         "limit: too big",
         "bad",
     ]
+    assert [e.field for e in error.errors] == ["options", "jobs[2].name", "limit", ""]
+    assert error.message == "\n".join(str(e) for e in error.errors)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (404, {"detail": "job 12 does not exist"}, NotFound),
+        (409, {"detail": "job 12 already ended: it is completed", "state": "completed"}, Conflict),
+        (403, {"detail": "this token lacks the submit scope"}, AuthError),
+        (503, {"detail": "the server is shutting down; retry in a moment"}, Unavailable),
+        (500, {"detail": "internal error (KeyError); see the server log"}, ServerError),
+        (413, {"detail": "the body is over 10 MiB"}, ApiError),
+    ],
+)
+def test_error_answers_become_typed_errors_with_the_servers_words(
+    status: int, body: dict[str, str], kind: type[ApiError]
+) -> None:
+    error = from_response(_response(status, json=body))
+    assert type(error) is kind
+    assert (error.message, error.status, error.body) == (body["detail"], status, body)
+
+
+def test_a_conflict_names_the_job_and_a_503_the_wait() -> None:
+    body = {"detail": "job 12 already ended: it is completed", "id": 12, "state": "completed"}
+    conflict = from_response(_response(409, json=body))
+    assert isinstance(conflict, Conflict) and (conflict.job_id, conflict.state) == (12, "completed")
+    response = httpx.Response(
+        503,
+        json={"detail": "shutting down"},
+        headers={"Retry-After": "2"},
+        request=httpx.Request("GET", "http://x/"),
+    )
+    unavailable = from_response(response)
+    assert isinstance(unavailable, Unavailable) and unavailable.retry_after == 2.0
 
 
 @pytest.mark.parametrize(
     ("status", "body", "message", "code"),
     [
         (404, {"detail": "job 12 does not exist"}, "job 12 does not exist", 1),
-        (
-            409,
-            {"detail": "job 12 already ended: it is completed", "state": "completed"},
-            "job 12 already ended: it is completed",
-            1,
-        ),
         (
             422,
             {"detail": [{"loc": ["body", "backend"], "msg": "unknown backend 'x'"}]},
@@ -80,12 +128,12 @@ def test_validation_lines_name_the_field_without_the_body_prefix() -> None:
         ),
     ],
 )
-def test_error_answers_become_the_servers_words(
+def test_the_cli_says_the_servers_words_with_its_exit_code(
     status: int, body: object, message: str, code: int
 ) -> None:
     with pytest.raises(CliError) as caught:
         check(_response(status, json=body))
-    assert (caught.value.message, caught.value.code, caught.value.status) == (message, code, status)
+    assert (caught.value.message, caught.value.code) == (message, code)
 
 
 def test_an_error_without_json_says_the_status() -> None:
@@ -171,12 +219,19 @@ def test_batch_files_hold_an_object_or_a_list(tmp_path: Path) -> None:
 # --- rendering -------------------------------------------------------------------
 
 
+def _times(started: str | None, ended: str | None) -> JobPublic:
+    return JobPublic.model_construct(
+        started_at=started and datetime.fromisoformat(started),
+        ended_at=ended and datetime.fromisoformat(ended),
+    )
+
+
 def test_durations_and_times() -> None:
-    job = {"started_at": "2024-01-01T10:00:00", "ended_at": "2024-01-01T11:02:03+00:00"}
-    assert render.duration(job) == "1h02m"
+    # SQLite's naive times are UTC.
+    assert render.duration(_times("2024-01-01T10:00:00", "2024-01-01T11:02:03+00:00")) == "1h02m"
     now = datetime(2024, 1, 1, 10, 0, 5, 500000, tzinfo=UTC)
-    assert render.duration({"started_at": "2024-01-01T10:00:00Z", "ended_at": None}, now) == "5.5s"
-    assert render.duration({"started_at": None}) == "-"
+    assert render.duration(_times("2024-01-01T10:00:00Z", None), now) == "5.5s"
+    assert render.duration(_times(None, None)) == "-"
     assert render.human_seconds(3 * 86400 + 7200) == "3d02h"
     assert render.local_time(None) == "-"
 

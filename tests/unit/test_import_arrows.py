@@ -120,13 +120,25 @@ def test_the_client_imports_only_the_wire_schemas_and_its_libraries() -> None:
     outside = [
         f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
         for name, imports in EDGES.items()
-        if name.startswith("gantry.client")
+        if name == "gantry.client" or name.startswith("gantry.client.")
         for target, line in imports
         if (top := target.split(".")[0]) != "gantry"
         and top not in sys.stdlib_module_names
         and top not in CLIENT_LIBRARIES
     ]
     assert outside == []
+
+
+def test_the_cli_talks_http_through_the_client_only() -> None:
+    bad = [
+        f"{MODULES[name].relative_to(ROOT)}:{line} imports {target}"
+        for name, imports in EDGES.items()
+        if name == "gantry.cli" or name.startswith("gantry.cli.")
+        for target, line in imports
+        if target.split(".")[0] in ("httpx", "fastapi", "starlette")
+        or target.startswith("gantry.api")
+    ]
+    assert bad == []
 
 
 def test_no_module_imports_the_old_top_level_names() -> None:
