@@ -6,14 +6,10 @@ not work on these machines). Needs: scripts/browser/install.sh.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,39 +22,12 @@ from gantry.dashboard.router import STATIC
 from gantry.main import create_app
 from gantry.settings import Settings
 from tests.acceptance.server import GANTRY, ServerProcess, clean_env
-from tests.conftest import need
+from tests.browser.pages import ARTIFACTS, Watched, nav
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    from playwright.sync_api import Page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Playwright adds --headless and a fresh temporary profile (--user-data-dir) itself.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-ARTIFACTS = Path(os.environ.get("GANTRY_BROWSER_ARTIFACTS", Path(__file__).parent / "artifacts"))
-WAIT_MS = 15_000  # generous for a loaded CI machine; passing runs take well under it
-# Chromium logs every non-2xx answer as a console error; these are the expected ones.
 UPLOT = "vendor/uplot/uPlot.esm.js"
-EXPECTED_HTTP_ERROR = re.compile(r"Failed to load resource: .* status of (401|409|422)\b")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    have = os.access(CHROMIUM, os.X_OK) and importlib.util.find_spec("playwright") is not None
-    need(have, "needs chromium: run scripts/browser/install.sh (Debian, root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -66,47 +35,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path)
     yield server
     server.stop()
-
-
-@dataclass
-class Watched:
-    """What the page did besides what the test looks at."""
-
-    page: Page
-    requests: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        foreign = [u for u in self.requests if urlsplit(u).hostname != "127.0.0.1"]
-        assert not foreign, f"requests to other hosts: {foreign}"
-        unexpected = [m for m in self.console_errors if not EXPECTED_HTTP_ERROR.search(m)]
-        assert not unexpected, f"console errors: {unexpected}"
-        assert not self.page_errors, f"uncaught errors: {self.page_errors}"
-
-
-@pytest.fixture
-def watched(browser: Browser) -> Iterator[Watched]:
-    # Closed before the server stops (fixtures end in reverse): open
-    # EventSource streams would otherwise hold up its graceful shutdown.
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    seen = Watched(page)
-    page.on("request", lambda request: seen.requests.append(request.url))
-    page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            seen.console_errors.append(message.text)
-
-    page.on("console", console)
-    yield seen
-    context.close()
-
-
-def nav(page: Page, view: str) -> None:
-    page.get_by_role("navigation", name="Views").get_by_role("link", name=view).click()
 
 
 def submit(page: Page, name: str, script: str, backend: str | None = "local") -> None:

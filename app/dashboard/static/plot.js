@@ -1,14 +1,14 @@
 // An instrument job's data: one uPlot chart per role, every numeric quantity
 // as a series, one y axis per unit, fed by GET /jobs/<id>/data?follow=true.
 //
-// Samples are appended as their SSE events arrive; charts redraw at most every
-// REDRAW_MS, and only those on screen (an off-screen chart redraws when it is
+// Samples are appended as their SSE events arrive; a chart redraws at most once
+// a frame and every REDRAW_MS, and only while on screen (an off-screen chart redraws when it is
 // scrolled into view), so 50 roles at 100 Hz keep the page responsive.
 
 import { streamUrl } from "./api.js";
 import { fill, h } from "./dom.js";
 
-const REDRAW_MS = 200;
+const REDRAW_MS = 100;
 const RETRY_MS = 2000;
 const COLOURS = ["#2f6fde", "#d9480f", "#2b8a3e", "#9c36b5", "#c92a2a", "#1098ad", "#e67700"];
 const NO_UNIT = "";
@@ -41,17 +41,23 @@ export function followData(root, id, status) {
   resized.observe(root);
   fill(root);
 
+  // At most one redraw per frame, and per chart one per REDRAW_MS.
   function schedule() {
     if (state.frame || state.stopped) return;
-    state.frame = setTimeout(() => {
-      state.frame = 0;
-      requestAnimationFrame(draw);
-    }, REDRAW_MS);
+    state.frame = requestAnimationFrame(draw);
   }
 
   function draw() {
+    state.frame = 0;
     if (state.stopped) return;
-    for (const role of roles.values()) if (role.dirty && role.visible) role.draw();
+    const now = performance.now();
+    let later = false;
+    for (const role of roles.values()) {
+      if (!role.dirty || !role.visible) continue;
+      if (now - role.drawnAt >= REDRAW_MS) role.draw(now);
+      else later = true;
+    }
+    if (later) schedule();
   }
 
   function onSamples(name, offset, samples) {
@@ -106,7 +112,7 @@ export function followData(root, id, status) {
       state.stopped = true;
       state.source?.close();
       clearTimeout(state.timer);
-      clearTimeout(state.frame);
+      cancelAnimationFrame(state.frame);
       seen.disconnect();
       resized.disconnect();
       for (const role of roles.values()) role.destroy();
@@ -128,6 +134,7 @@ class Role {
     this.chartClass = null;
     this.dirty = false;
     this.visible = false;
+    this.drawnAt = -Infinity; // performance.now() of the last redraw
     this.layoutKey = "";
     this.drawn = { points: 0, uts: null, at: 0 };
     this.lastUts = null;
@@ -175,9 +182,10 @@ class Role {
     return byUnit;
   }
 
-  draw() {
+  draw(now) {
     if (!this.chartClass || !this.x.length) return;
     this.dirty = false;
+    this.drawnAt = now;
     const layout = JSON.stringify([...this.columns].map(([k, c]) => [k, c.unit]));
     if (layout !== this.layoutKey) this.build(layout);
     this.chart.setData([this.x, ...[...this.columns.values()].map((c) => c.values)]);
