@@ -44,6 +44,8 @@ EXIT_DRIVER_FAILED = 4
 #: a change is held back (see Worker.on_task_change).
 INTERRUPTED = "was interrupted: the driver stopped"
 HOLD_INTERRUPTED = 1.0
+#: Messages sent in one frame at most (a frame stays far below MAX_FRAME).
+MAX_BATCH = 256
 
 Message = dict[str, Any]
 
@@ -78,8 +80,14 @@ class Worker:
         self.post(message)
 
     async def _send_all(self) -> None:
+        # Everything queued by the time the sender runs goes as one frame: the replies
+        # to a batch of drains finish in one loop iteration and leave together.
         async for message in self._sending:
-            await self.channel.send(message)
+            batch = [message]
+            with contextlib.suppress(anyio.WouldBlock):
+                while len(batch) < MAX_BATCH:
+                    batch.append(self._sending.receive_nowait())
+            await self.channel.send_many(batch)
 
     async def serve(self, hello: Message) -> int:
         name = str(hello.get("driver"))

@@ -247,3 +247,60 @@ async def test_the_channel_refuses_anything_but_json_messages(tmp_path: Path) ->
     assert any("not a JSON object with an 'op'" in m for m in refused), refused
     assert any("integer id" in m for m in refused), refused
     assert not marker.exists()
+
+
+async def test_drains_made_together_leave_in_one_frame_and_each_gets_its_own_samples(
+    tmp_path: Path,
+) -> None:
+    """Coalesced drains: one frame out, one back, every caller its own component's samples;
+    a drain whose caller gave up before it left is never sent."""
+    hello = {
+        "driver": "example_counter",
+        "spec": {"import": "gantry.drivers.example_counter:DriverInterface"},
+        "settings": {},
+        "logging": logging_config("example_counter", "INFO", "gantry.logs.JsonFormatter"),
+    }
+    channels = ["1", "2", "3"]
+    frames: list[list[str]] = []
+    got: dict[str, list[Any]] = {c: [] for c in channels}
+    ids: dict[str, str] = {}
+
+    async def probe(link: Link) -> None:
+        send_many = link.channel.send_many
+
+        async def recording(messages: Any) -> None:
+            frames.append([m.get("method") or m["op"] for m in messages])
+            await send_many(messages)
+
+        link.channel.send_many = recording  # type: ignore[method-assign]
+        for c in channels:
+            assert (await link.call("cmp_register", ["lab", c], {})).success
+            body = task(sampling_interval=0.005, max_duration=0.3)
+            reply = await link.call("task_submit", ["lab", c, body], {})
+            ids[c] = reply.data.id
+
+        async def drain(c: str) -> None:
+            reply = await link.call("task_data", ["lab", c], {})
+            got[c].extend(reply.data)
+
+        with anyio.move_on_after(0):  # gives up before the drain leaves
+            await link.call("task_data", ["lab", "1"], {})
+        for _ in range(10):
+            async with anyio.create_task_group() as drains:
+                for c in channels:
+                    drains.start_soon(drain, c)
+            await anyio.sleep(0.05)
+        await anyio.sleep(0.1)
+        for c in channels:
+            await drain(c)
+        tg.cancel_scope.cancel()
+
+    child = Child("driver 'example_counter'", hello, ProcessOptions(), None, lambda _: None)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child.run, probe)
+    assert ["task_data"] * 3 in frames, frames  # three drains, one frame
+    assert sum(f.count("task_data") for f in frames) == 10 * 3 + 3  # not the abandoned one
+    for c in channels:
+        assert got[c] and {s.task_id for s in got[c]} == {ids[c]}
+        values = [s.values["val"] for s in got[c]]
+        assert values == list(range(1, len(values) + 1))  # none lost, none twice

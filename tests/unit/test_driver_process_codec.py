@@ -22,6 +22,7 @@ from gantry.drivers.process.wire import (
     ProtocolError,
     decode,
     encode,
+    encode_many,
 )
 
 
@@ -87,6 +88,47 @@ async def test_a_frame_longer_than_the_limit_is_refused_before_it_is_read() -> N
         assert await channel.receive() == {"op": "ping", "id": 1}
         with anyio.fail_after(5), pytest.raises(FrameTooLarge):
             await channel.receive()
+    finally:
+        await channel.aclose()
+        await other.aclose()
+
+
+async def test_messages_sent_together_arrive_one_by_one_in_order() -> None:
+    ours, theirs = socket.socketpair()
+    channel = Channel(await SocketStream.from_socket(ours))
+    other = Channel(await SocketStream.from_socket(theirs))
+    try:
+        sent = [{"op": "reply", "id": i, "data": [i] * i} for i in range(5)]
+        await other.send_many(sent)
+        await other.send_many([{"op": "pong", "id": 9}])  # one alone: a plain frame
+        await other.send_many([])  # nothing: no frame
+        with anyio.fail_after(5):
+            assert [await channel.receive() for _ in range(6)] == [*sent, {"op": "pong", "id": 9}]
+    finally:
+        await channel.aclose()
+        await other.aclose()
+
+
+@pytest.mark.parametrize(
+    ("batch", "problem"),
+    [
+        ({"op": "batch"}, "needs a list of messages"),
+        ({"op": "batch", "messages": [{"op": "ping"}, {"id": 2}]}, "with an 'op'"),
+        ({"op": "batch", "messages": [{"op": "batch", "messages": []}]}, "another batch"),
+    ],
+)
+async def test_a_bad_batch_is_refused_whole_and_the_channel_stays_usable(
+    batch: dict[str, object], problem: str
+) -> None:
+    ours, theirs = socket.socketpair()
+    channel = Channel(await SocketStream.from_socket(ours))
+    other = await SocketStream.from_socket(theirs)
+    try:
+        await other.send(encode(batch) + encode_many([{"op": "ping", "id": 1}]))
+        with anyio.fail_after(5):
+            with pytest.raises(ProtocolError, match=problem):
+                await channel.receive()
+            assert await channel.receive() == {"op": "ping", "id": 1}
     finally:
         await channel.aclose()
         await other.aclose()
