@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 #: Seconds tomato's thread may overrun ``max_duration`` before the task fails as hung
 #: (its loop checks every 10-200 ms; preparation counts too).
 GRACE = 5.0
-#: How often an ending task is looked for, at most and at least.
-WATCH_MAX, WATCH_MIN = 0.05, 0.01
+#: How often an ending task is looked for, at most and at least, near its expected end;
+#: further from it (tomato's thread signals nothing, so it is polled) every WATCH_FAR s.
+#: A stop wakes the watch at once.
+WATCH_MAX, WATCH_MIN, WATCH_FAR = 0.05, 0.01, 0.5
 
 
 @dataclass(eq=False)
@@ -54,6 +56,8 @@ class Slot:
     entered: bool = False
     failure: str | None = None
     wake: anyio.Event = field(default_factory=anyio.Event)
+    #: set by a stop: the watch of the running task looks at once
+    poke: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def device(self) -> Any:
@@ -149,14 +153,26 @@ class Slot:
             return
         self.report(run.info())
         interval = run.task.sampling_interval
-        deadline = anyio.current_time() + run.task.max_duration + interval + GRACE
+        began = anyio.current_time()
+        expected = began + run.task.max_duration
+        deadline = expected + interval + GRACE
+        near = max(WATCH_MIN, min(WATCH_MAX, interval / 2))
         hung = False
+        self.poke = anyio.Event()
         while not self._ended():
-            if anyio.current_time() > deadline:
+            now = anyio.current_time()
+            if now > deadline:
                 hung = True
                 await self.stop_tomato()
                 break
-            await anyio.sleep(max(WATCH_MIN, min(WATCH_MAX, interval / 2)))
+            # Sparse polls while the task has long to go: 10 components at 10 Hz would
+            # otherwise wake the loop 200 times a second for nothing.
+            soon = run.stop_requested or expected - now < 2 * WATCH_FAR
+            step = near if soon else WATCH_FAR
+            with anyio.move_on_after(step):
+                await self.poke.wait()
+            if self.poke.is_set():
+                self.poke = anyio.Event()
         async with self.drain_lock:  # the tail of the cache, tagged with this task
             tail = await call(self.limiter, self.driver.task_data, **self.kwargs())
             self._keep(tail.data if tail.success else None)
@@ -203,6 +219,7 @@ class Slot:
         if run.state is TaskState.RUNNING:
             run.stop_requested = True
             await self.stop_tomato()
+            self.poke.set()
             with anyio.move_on_after(run.task.sampling_interval + GRACE):
                 await run.done.wait()
 
