@@ -1,0 +1,300 @@
+"""The dashboard under load, in headless Chromium against a real server (issue #12).
+
+Targets:
+
+1. Streaming: one instrument job on a pipeline of ``--components`` (50)
+   example_counter components, each sampling every ``--interval`` (10 ms:
+   100 Hz, 5,000 samples/s in all), its panel open with a plot per role.
+   Over a ``--window`` (20 s) once every role has data:
+   - the plot keeps up: lag = the page's clock minus the newest sample drawn,
+     on the charts on screen, p95 <= 1 s (the newest sample received, every
+     role, is reported too);
+   - the page's main thread busy <= 50 %: Chromium's own task time
+     (``Performance.getMetrics`` TaskDuration, what the Performance panel
+     shows) over wall time; long tasks (PerformanceObserver ``longtask``) are
+     reported beside it.
+2. First paint: ``/dashboard/`` with 1M jobs in the database (bench_million's
+   cached fill, reused): first-contentful-paint <= 300 ms, median of
+   ``--rounds`` cold loads (a new browser context each); also the time until
+   the jobs table shows its first page. The same on an empty database is the
+   same-run baseline.
+
+    .venv/bin/python bench/bench_dashboard.py [--components 50] [--interval 0.01]
+        [--window 20] [--rounds 5] [--jobs 1000000] [--only stream|paint]
+
+Needs Chromium and Playwright (scripts/browser/install.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_million import cached_db
+from common import (
+    Server,
+    add_nice_arg,
+    check,
+    finish,
+    percentile,
+    scratch_dir,
+    start_results,
+)
+
+API = "/api/v1"
+LAG_TARGET_S = 1.0
+BUSY_TARGET = 0.5
+PAINT_TARGET_MS = 300.0
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+
+# Before any page script: long tasks, and when the jobs table got its first row.
+PROBES = """
+window.__bench = { longTasks: 0, longMs: 0, firstRow: null };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    window.__bench.longTasks += 1;
+    window.__bench.longMs += entry.duration;
+  }
+}).observe({ type: "longtask", buffered: true });
+new MutationObserver((changes, observer) => {
+  if (document.querySelector("#jobs-body tr[data-id]")) {
+    window.__bench.firstRow = performance.now();
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def devices_toml(components: int) -> str:
+    channels = ", ".join(f'"{i}"' for i in range(components))
+    members = ", ".join(
+        f'{{ role = "c{i:02d}", device = "counter", channel = "{i}" }}' for i in range(components)
+    )
+    return (
+        f'[[devices]]\nname = "counter"\ndriver = "example_counter"\naddress = "bench"\n'
+        f"channels = [{channels}]\n\n"
+        f'[[pipelines]]\nname = "pip-all"\ncomponents = [{members}]\n'
+    )
+
+
+def launch(pw: Any) -> Any:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# --- 1. streaming ------------------------------------------------------------------
+
+
+def task_seconds(cdp: Any) -> float:
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+
+def bench_stream(root: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
+    from playwright.sync_api import sync_playwright
+
+    devices = root / "devices.toml"
+    devices.write_text(devices_toml(args.components))
+    data_dir = root / "stream"
+    server = Server.gantry(data_dir, env={"GANTRY_DEVICES_FILE": str(devices)}, label="gantry")
+    duration = args.warmup + args.window + 5
+    method = [
+        {
+            "component_role": f"c{i:02d}",
+            "technique_name": "count",
+            "max_duration": duration,
+            "sampling_interval": args.interval,
+        }
+        for i in range(args.components)
+    ]
+    with server, httpx.Client(base_url=server.base_url, timeout=30) as api, sync_playwright() as pw:
+        api.post(f"{API}/pipelines/pip-all/load", json={"sample": "bench"}).raise_for_status()
+        api.post(f"{API}/pipelines/pip-all/ready").raise_for_status()
+        browser = launch(pw)
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.add_init_script(PROBES)
+        made = api.post(
+            f"{API}/jobs",
+            json={"name": "stream", "payload": {"sample": {"name": "bench"}, "method": method}},
+        )
+        made.raise_for_status()
+        job = made.json()["id"]
+        page.goto(server.url(f"/dashboard/#/jobs/{job}"))
+        # Every role has a chart with data: the steady state.
+        page.wait_for_function(
+            "(n) => window.gantryPlotStats().filter((r) => r.received > 0).length >= n",
+            arg=args.components,
+            timeout=60_000,
+        )
+        # As someone watching would: the plots scrolled into the panel's view.
+        page.locator("#plots").scroll_into_view_if_needed()
+        time.sleep(args.warmup)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        long_before = page.evaluate("({...window.__bench})")
+        busy_before, wall_before = task_seconds(cdp), time.perf_counter()
+        drawn_lags: list[float] = []
+        received_lags: list[float] = []
+        visible: list[int] = []
+        end = time.perf_counter() + args.window
+        while time.perf_counter() < end:
+            look = page.evaluate("({ now: Date.now() / 1000, roles: window.gantryPlotStats() })")
+            on_screen = [r for r in look["roles"] if r["visible"] and r["drawnUts"]]
+            visible.append(len(on_screen))
+            drawn_lags += [look["now"] - r["drawnUts"] for r in on_screen]
+            received_lags += [look["now"] - r["lastUts"] for r in look["roles"] if r["lastUts"]]
+            time.sleep(0.25)
+        busy = (task_seconds(cdp) - busy_before) / (time.perf_counter() - wall_before)
+        long_after = page.evaluate("({...window.__bench})")
+        stats = page.evaluate("window.gantryPlotStats()")
+        browser.close()
+        api.post(f"{API}/jobs/{job}/cancel")
+    result = {
+        "components": args.components,
+        "interval_s": args.interval,
+        "window_s": args.window,
+        "samples_received": sum(r["received"] for r in stats),
+        "charts_on_screen": statistics.median(visible),
+        "drawn_lag_p50_s": statistics.median(drawn_lags),
+        "drawn_lag_p95_s": percentile(drawn_lags, 95),
+        "drawn_lag_max_s": max(drawn_lags),
+        "received_lag_p50_s": statistics.median(received_lags),
+        "received_lag_p95_s": percentile(received_lags, 95),
+        "main_thread_busy": busy,
+        "long_tasks": long_after["longTasks"] - long_before["longTasks"],
+        "long_task_ms": long_after["longMs"] - long_before["longMs"],
+    }
+    r = result
+    print(
+        f"  {r['samples_received']:,} samples received in the page; "
+        f"{r['charts_on_screen']:.0f} charts on screen; "
+        f"lag drawn p50 {r['drawn_lag_p50_s']:.2f} s, p95 {r['drawn_lag_p95_s']:.2f} s, "
+        f"max {r['drawn_lag_max_s']:.2f} s; received (all roles) "
+        f"p50 {r['received_lag_p50_s']:.2f} s, p95 {r['received_lag_p95_s']:.2f} s"
+    )
+    print(
+        f"  main thread busy {busy:.0%}; {r['long_tasks']} long tasks, "
+        f"{r['long_task_ms'] / 1000 / args.window:.0%} of the window"
+    )
+    checks = [
+        check(
+            "plot lag (p95, charts on screen)",
+            f"{r['drawn_lag_p95_s']:.2f} s",
+            f"<= {LAG_TARGET_S} s",
+            r["drawn_lag_p95_s"] <= LAG_TARGET_S,
+        ),
+        check("main thread busy", f"{busy:.0%}", f"<= {BUSY_TARGET:.0%}", busy <= BUSY_TARGET),
+    ]
+    return result, checks
+
+
+# --- 2. first paint -------------------------------------------------------------------
+
+
+def paint_rounds(server: Server, rounds: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    paints, tables = [], []
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        for _ in range(rounds + 1):  # the first round warms the server's caches
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            page.add_init_script(PROBES)
+            page.goto(server.url("/dashboard/"))
+            page.wait_for_function("() => window.__bench.firstRow !== null", timeout=30_000)
+            got = page.evaluate(
+                "({ fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime,"
+                " table: window.__bench.firstRow })"
+            )
+            paints.append(got["fcp"])
+            tables.append(got["table"])
+            context.close()
+        browser.close()
+    paints, tables = paints[1:], tables[1:]
+    return {
+        "fcp_ms": paints,
+        "table_ms": tables,
+        "fcp_median_ms": statistics.median(paints),
+        "table_median_ms": statistics.median(tables),
+    }
+
+
+def bench_paint(root: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]]:
+    source, _ = cached_db(args.cache_dir, args.jobs, refill=False)
+    results: dict[str, Any] = {}
+    for label, fill in (("empty", False), ("million", True)):
+        data_dir = root / label
+        data_dir.mkdir()
+        if fill:
+            shutil.copyfile(source, data_dir / "gantry.db")
+        with Server.gantry(data_dir, label=f"gantry-{label}") as server:
+            if not fill:  # one job, so that the table has a row to wait for
+                httpx.post(server.url(f"{API}/jobs"), json={"spec": "true"}).raise_for_status()
+            results[label] = paint_rounds(server, args.rounds)
+        r = results[label]
+        print(
+            f"  {label:8s} first contentful paint median {r['fcp_median_ms']:.0f} ms "
+            f"({', '.join(f'{v:.0f}' for v in r['fcp_ms'])}); jobs table "
+            f"{r['table_median_ms']:.0f} ms"
+        )
+    fcp = results["million"]["fcp_median_ms"]
+    checks = [
+        check(
+            f"first paint, {args.jobs:,} jobs (median of {args.rounds})",
+            f"{fcp:.0f} ms (empty database: {results['empty']['fcp_median_ms']:.0f} ms)",
+            f"<= {PAINT_TARGET_MS:.0f} ms",
+            fcp <= PAINT_TARGET_MS,
+        )
+    ]
+    return results, checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--components", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.01)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gantry-bench",
+    )
+    parser.add_argument("--only", choices=["stream", "paint"])
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    add_nice_arg(parser)
+    args = parser.parse_args()
+    results = start_results(args)
+    checks: list[Any] = []
+    with scratch_dir("gantry-bench-dashboard-", keep=args.keep) as root:
+        if args.only in (None, "stream"):
+            print(f"\n== 1. {args.components} components at {1 / args.interval:.0f} Hz, panel open")
+            results["stream"], more = bench_stream(root, args)
+            checks += more
+        if args.only in (None, "paint"):
+            print(f"\n== 2. first paint with {args.jobs:,} jobs")
+            results["paint"], more = bench_paint(root, args)
+            checks += more
+    finish("bench_dashboard", results, checks)
+
+
+if __name__ == "__main__":
+    main()
