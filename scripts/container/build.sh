@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build gantry's image from the repo's Dockerfile on the local base image
 # (scripts/container/base-image.sh), with buildah, no Docker engine.
-#   scripts/container/build.sh [TAG]      (default TAG: localhost/gantry:dev)
+#   scripts/container/build.sh [TAG [DIR]]   (default TAG: localhost/gantry:dev)
+# DIR: another build context with a Dockerfile taking ARG BASE (deploy/postgres).
 # Root on Debian. Prints how long each step took.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +11,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
 need_root buildah podman
 tag=${1:-localhost/gantry:dev}
+context=${2:-$repo}
 ca=/etc/ssl/certs/ca-certificates.crt
 
 total=$SECONDS
@@ -31,7 +33,7 @@ echo "==> buildah bud -t $tag (BASE=$BASE_IMAGE, $STORAGE_DRIVER storage, $layer
 # network: no nested namespaces or network setup needed.
 buildah_ bud --isolation chroot --network host --format docker --pull=never "$layers" \
   --build-arg "BASE=$BASE_IMAGE" "${mounts[@]}" \
-  -f "$repo/Dockerfile" -t "$tag" "$repo"
+  -f "$context/Dockerfile" -t "$tag" "$context"
 echo "    build took $((SECONDS - start)) s"
 
 # Images no tag leads to any more (earlier builds of this tag, stale layers).
