@@ -3,11 +3,16 @@
 1. Baseline, same run: N plain ``qsub -terse -h`` calls (no backend), C in flight.
 2. N trivial jobs through ``SgeBackend.submit`` (C in flight), each held by
    ``-hold_jid`` on a held "gate" job, so all N stay tracked and queued.
-3. Poll cycles with all N tracked: scheduler commands per cycle.
+3. Poll cycles with all N tracked: scheduler commands per cycle (counted by
+   the poller per cycle: qstat, plus qacct if it was needed).
 4. Release the gate (``qrls``); wait until every final state is reported and
    measure how long after the job's own end (``date +%s.%N``, its last act,
    so before SGE's end) each report came: an upper bound of the delay after
-   SGE's end.
+   SGE's end. Commands per cycle are counted over this phase too.
+
+The backend runs with its defaults (qstat every 1 s; the accounting file read
+every 0.2 s while jobs run). The cell should flush accounting at once
+(``scripts/sge/start.sh`` sets ``accounting_flush_time=00:00:00``).
 
 Targets: >= 80 % of plain qsub's rate; <= 2 scheduler commands per poll cycle
 with 1,000 jobs tracked; final states <= 2 s after the scheduler's (p95).
@@ -61,7 +66,7 @@ async def bench(jobs: int, concurrency: int) -> bool:
 
     base_rate, base_refs = await baseline(jobs, concurrency, data)
     await anyio.run_process(["qdel", *base_refs], check=False)
-    backend = SgeBackend(BackendContext("sge", data, {"poll_interval": "0.5"}, report))
+    backend = SgeBackend(BackendContext("sge", data, {}, report))
     run = time.time_ns() // 10**6
     made = 0
 
@@ -90,17 +95,23 @@ async def bench(jobs: int, concurrency: int) -> bool:
             for _ in range(jobs):
                 inner.start_soon(one)
         rate = jobs / (time.monotonic() - started)
-        backend.max_commands_per_cycle = 0
-        counts_before = sum(backend.commands.counts.values())
-        cycles_before = backend.cycles
+        stats = backend.poll_stats
+        stats.max_commands_per_cycle = 0
+        commands_before, cycles_before = stats.commands, stats.cycles
         await anyio.sleep(5)
-        cycles = backend.cycles - cycles_before
-        per_cycle = (sum(backend.commands.counts.values()) - counts_before) / max(cycles, 1)
-        most = backend.max_commands_per_cycle
-        await anyio.run_process(["qrls", gate])
+        cycles = stats.cycles - cycles_before
+        per_cycle = (stats.commands - commands_before) / max(cycles, 1)
+        most = stats.max_commands_per_cycle
+        for _ in range(10):  # qmaster is busy on a loaded machine: try again
+            if (await anyio.run_process(["qrls", gate], check=False)).returncode == 0:
+                break
+            await anyio.sleep(1)
+        commands_before, cycles_before = stats.commands, stats.cycles
         with anyio.fail_after(60 + jobs):
             while len([r for r in refs if r in ended]) < jobs:  # noqa: ASYNC110
                 await anyio.sleep(0.2)
+        end_cycles = stats.cycles - cycles_before
+        end_per_cycle = (stats.commands - commands_before) / max(end_cycles, 1)
         tg.cancel_scope.cancel()
     delays = []
     for ref in refs:
@@ -111,12 +122,15 @@ async def bench(jobs: int, concurrency: int) -> bool:
     ratio = rate / base_rate
     print(f"plain qsub: {base_rate:.1f}/s; through SgeBackend.submit: {rate:.1f}/s "
           f"({100 * ratio:.0f} %, target >= 80 %)")  # fmt: skip
-    print(f"poll with {jobs} tracked: {cycles} cycles, {per_cycle:.2f} commands/cycle, "
-          f"max {most} (target <= 2)")  # fmt: skip
+    print(f"poll with {jobs} tracked, queued: {cycles} cycles in 5 s, {per_cycle:.2f} "
+          f"commands/cycle, max {most}")  # fmt: skip
+    print(f"poll while they ran and ended: {end_cycles} cycles, {end_per_cycle:.2f} "
+          f"commands/cycle, max over the run {stats.max_commands_per_cycle} (target <= 2); "
+          f"{backend.reads} reads of the accounting file alone")  # fmt: skip
     print(f"final state after the job's end: p50 {statistics.median(delays):.2f} s, "
           f"p95 {p95:.2f} s, max {delays[-1]:.2f} s (target p95 <= 2 s)")  # fmt: skip
     print(f"qsub/qstat/qacct calls: {dict(backend.commands.counts)}")
-    return ratio >= 0.8 and most <= 2 and p95 <= 2.0
+    return ratio >= 0.8 and stats.max_commands_per_cycle <= 2 and p95 <= 2.0
 
 
 def main() -> None:

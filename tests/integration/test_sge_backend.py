@@ -3,7 +3,7 @@ as root). Jobs are few and short: SGE on one node schedules once a second."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ import pytest
 from gantry.backends.base import BackendContext, BackendError, BackendStatus, JobSubmission
 from gantry.backends.sge import SgeBackend
 from tests.conftest import need
+from tests.integration.test_api_jobs import API, submit, wait_state
+from tests.integration.test_arrays import most_at_once, tasks_of
 from tests.integration.test_backend_suite import SGE_HOW, sge_running
 from tests.integration.test_slurm_backend import RUN, Reports
 
@@ -129,3 +131,77 @@ async def test_qmaster_down_keeps_states_and_holds_submits(cell: Cell) -> None:
     finally:
         await anyio.run_process(["bash", str(SCRIPTS / "start.sh")], check=False)
     assert job.stdout_path.read_text() == "done\n"
+
+
+# --- arrays through the real server: one qsub -t, tasks polled in bulk -------------------
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The backend is what varies here; the databases have their own suites."""
+    return f"sqlite:///{tmp_path / 'var' / 'gantry.db'}"
+
+
+@pytest.fixture
+def server(cell: Cell, make_client: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda: make_client({"sge": SgeBackend}, default_backend="sge")
+
+
+async def test_an_array_from_0_runs_as_one_qsub_with_its_limit_indices_logs_and_accounting(
+    server: Callable[..., Any], tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = (
+        f'date +%s.%N > {marks}/"$GANTRY_ARRAY_INDEX".start; sleep 0.5; '
+        f'[ "$SGE_TASK_ID" = $((GANTRY_ARRAY_INDEX + 1)) ] && echo "task $GANTRY_ARRAY_INDEX" && '
+        f'date +%s.%N > {marks}/"$GANTRY_ARRAY_INDEX".end'
+    )
+    async with server() as (client, app):
+        job = await submit(client, spec=spec, array="0-3%2", working_dir=str(tmp_path))
+        done = await wait_state(client, job["id"], "completed", "failed", timeout=120)
+        tasks = await tasks_of(client, job["id"])
+        backend = app.state.engine.backends["sge"]
+    assert done["state"] == "completed", done["reason"]
+    assert sorted(tasks) == list(range(4))
+    assert 1 <= most_at_once(marks, range(4)) <= 2
+    assert backend.commands.counts["qsub"] == 1
+    assert backend.poll_stats.max_commands_per_cycle <= 2
+    log = app.state.settings.data_dir / "logs" / f"{job['id']}_3.stdout"
+    assert log.read_text() == "task 3\n"
+    assert all(t["accounting"]["cpu_user_seconds"] is not None for t in tasks.values())
+
+
+async def test_an_sge_array_task_fails_its_array_and_dependent_and_one_task_cancels_alone(
+    server: Callable[..., Any], tmp_path: Path
+) -> None:
+    async with server() as (client, _):
+        failing = await submit(client, name="sweep", spec='[ "$GANTRY_ARRAY_INDEX" != 2 ]',
+                               array="1-3", working_dir=str(tmp_path))  # fmt: skip
+        after = await submit(client, spec="echo ran", depends_on=[failing["id"]])
+        spec = 'if [ "$GANTRY_ARRAY_INDEX" = 4 ]; then sleep 300; else sleep 1; fi'
+        mixed = await submit(client, spec=spec, array="2-6:2", working_dir=str(tmp_path))
+        with anyio.fail_after(60):
+            while (await tasks_of(client, mixed["id"])).get(4, {}).get("state") != "running":
+                await anyio.sleep(0.2)
+        answer = await client.post(f"{API}/jobs/{mixed['id']}/tasks/4/cancel")
+        assert answer.status_code == 202, answer.text
+        failed = await wait_state(client, failing["id"], "failed", "completed", timeout=60)
+        cancelled = await wait_state(client, after["id"], "cancelled", "completed", timeout=60)
+        ended = await wait_state(client, mixed["id"], "failed", "completed", timeout=60)
+        tasks = await tasks_of(client, mixed["id"])
+    assert failed["reason"] == "1 of 3 tasks failed (first: task 2: exited 1)"
+    assert cancelled["state"] == "cancelled"
+    assert {i: t["state"] for i, t in tasks.items()} == {
+        2: "completed", 4: "cancelled", 6: "completed"
+    }  # fmt: skip
+    assert ended["reason"] == "1 of 3 tasks cancelled"
+
+
+async def test_an_array_sge_cannot_run_fails_naming_the_backend(
+    server: Callable[..., Any], tmp_path: Path
+) -> None:
+    async with server() as (client, _):
+        job = await submit(client, spec="true", array="1-3,10", working_dir=str(tmp_path))
+        failed = await wait_state(client, job["id"], "failed", "completed", timeout=30)
+    assert "backend 'sge' cannot run array '1-3,10'" in failed["reason"]
