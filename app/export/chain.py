@@ -107,3 +107,21 @@ def read_jobs(conn: Connection, job_id: int, *, whole: bool) -> list[ExportJob]:
         for i in ids
         if i in rows
     ]
+
+
+def in_order(jobs: Sequence[ExportJob]) -> list[ExportJob]:
+    """Dependencies before their dependents (a dependent reads their results)."""
+    by_id = {j.id: j for j in jobs}
+    done: dict[int, ExportJob] = {}
+
+    def visit(job: ExportJob, path: frozenset[int]) -> None:
+        if job.id in done or job.id in path:
+            return
+        for upstream in job.depends_on:
+            if upstream in by_id:
+                visit(by_id[upstream], path | {job.id})
+        done[job.id] = job
+
+    for job in jobs:
+        visit(job, frozenset())
+    return list(done.values())

@@ -36,7 +36,7 @@ from rocrate.model.contextentity import ContextEntity  # type: ignore[import-unt
 from rocrate.model.entity import Entity  # type: ignore[import-untyped]
 from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
-from gantry.export.chain import ExportJob
+from gantry.export.chain import ExportJob, in_order
 from gantry.export.parts import (
     FORMATS,
     STATUS,
@@ -79,10 +79,11 @@ class _Builder:
         if found is not None:
             return found
         if values:
-            props["additionalProperty"] = [
-                self.entity(v.pop("@id"), v) for v in properties(identifier, values)
-            ]
+            props["additionalProperty"] = self.values(identifier, values)
         return self.crate.add(ContextEntity(self.crate, identifier, properties=props))
+
+    def values(self, owner: str, values: Mapping[str, Any]) -> list[Entity]:
+        return [self.entity(v.pop("@id"), v) for v in properties(owner, values)]
 
     def file(self, source: Path, dest: str, props: dict[str, Any]) -> Entity:
         fmt = FORMATS.get(Path(dest).suffix) or mimetypes.guess_type(dest)[0]
@@ -309,19 +310,17 @@ class _Builder:
             "identifier": str(job.id),
             "actionStatus": {"@id": STATUS.get(row["state"], STATUS["failed"])},
         }
-        values = {"state": row["state"], "attempt": row.get("attempt"), "kind": row.get("kind")}
-        props["additionalProperty"] = [
-            self.entity(v.pop("@id"), v) for v in properties(f"#job-{job.id}", values)
-        ]
+        values = {
+            "state": row["state"],
+            "kind": row.get("kind"),
+            "attempt": row.get("attempt"),
+            "submitted at": iso(row.get("created_at")),
+        }
+        props["additionalProperty"] = self.values(f"#job-{job.id}", values)
         times = {"startTime": row.get("started_at"), "endTime": row.get("ended_at")}
         props |= {k: iso(v) for k, v in times.items() if v is not None}
         if row["state"] != "completed":
             props["error"] = row.get("reason") or row["state"]
-        if row.get("submitted_by"):
-            props["agent"] = self.entity(
-                f"#token-{row['submitted_by']}",
-                {"@type": "Person", "name": row["submitted_by"], "description": "API token"},
-            )
         action = self.crate.add_action(
             instrument, identifier=f"#job-{job.id}", object=inputs, result=results, properties=props
         )
@@ -331,24 +330,6 @@ class _Builder:
         events_props = {"description": "the job's state changes, oldest first", **about}
         self.json_file(job.events, f"{folder}/events.json", events_props)
         return action
-
-
-def _in_order(jobs: Sequence[ExportJob]) -> list[ExportJob]:
-    """Dependencies before their dependents (a dependent reads their results)."""
-    by_id = {j.id: j for j in jobs}
-    done: dict[int, ExportJob] = {}
-
-    def visit(job: ExportJob, path: frozenset[int]) -> None:
-        if job.id in done or job.id in path:
-            return
-        for upstream in job.depends_on:
-            if upstream in by_id:
-                visit(by_id[upstream], path | {job.id})
-        done[job.id] = job
-
-    for job in jobs:
-        visit(job, frozenset())
-    return list(done.values())
 
 
 def build_crate(
@@ -362,7 +343,7 @@ def build_crate(
     work = Path(tempfile.mkdtemp(prefix=f"gantry-crate-{focus}-"))
     builder = _Builder(ROCrate(version=RO_CRATE_VERSION), work, api.rstrip("/"))
     try:
-        actions = [builder.add_job(job) for job in _in_order(jobs)]
+        actions = [builder.add_job(job) for job in in_order(jobs)]
         head = next(j for j in jobs if j.id == focus)
         root = builder.crate.root_dataset
         chain = f" and {len(jobs) - 1} job(s) of its chain" if len(jobs) > 1 else ""

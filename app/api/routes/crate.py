@@ -6,6 +6,7 @@ copied in chunks, never held in memory) and deleted once sent.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,10 @@ from gantry.schemas import ErrorBody
 router = APIRouter(prefix="/jobs", tags=["data"])
 
 #: An SPDX licence id, or the URL of a licence.
-LICENSE = r"^([A-Za-z0-9][A-Za-z0-9.+-]*|https?://[^\s\"<>]+)$"
+LICENSE = (
+    r"^([A-Za-z0-9][A-Za-z0-9.+-]*"
+    r"|https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_.~!$&'()*+,;=:@%/-]*)?)$"
+)
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -54,12 +58,19 @@ async def read_crate(
         str | None,
         Query(
             max_length=200,
-            pattern=LICENSE,
+            # checked below, to answer in words rather than with the expression
+            json_schema_extra={"pattern": LICENSE},
             description="The data's licence: an SPDX id (CC-BY-4.0) or a URL.",
         ),
     ] = None,
 ) -> Any:
     """An ended job (and by default its chain) with data, metadata and provenance."""
+    if license is not None and not re.match(LICENSE, license):
+        return unprocessable(
+            ("query", "license"),
+            f"license {license!r} is neither an SPDX licence id (such as CC-BY-4.0) nor an "
+            "http(s) URL of a licence: give one of those",
+        )
     try:
         jobs = await read(read_jobs, job_id, whole=chain)
     except ChainTooLong as exc:
