@@ -42,6 +42,7 @@ from gantry.export.parts import (
     STATUS,
     gantry_version,
     iso,
+    job_record,
     json_default,
     package_url,
     properties,
@@ -324,7 +325,7 @@ class _Builder:
         action = self.crate.add_action(
             instrument, identifier=f"#job-{job.id}", object=inputs, result=results, properties=props
         )
-        record = {**row, "depends_on": job.depends_on}
+        record = job_record(row, job.depends_on)
         about = {"about": action}
         self.json_file(record, f"{folder}/job.json", {"description": "the job's record", **about})
         events_props = {"description": "the job's state changes, oldest first", **about}
@@ -346,7 +347,10 @@ def build_crate(
         actions = [builder.add_job(job) for job in in_order(jobs)]
         head = next(j for j in jobs if j.id == focus)
         root = builder.crate.root_dataset
-        chain = f" and {len(jobs) - 1} job(s) of its chain" if len(jobs) > 1 else ""
+        others = len(jobs) - 1
+        chain = (
+            f" and the {others} other job{'s' if others > 1 else ''} of its chain" if others else ""
+        )
         root["name"] = f"gantry job {focus} ({head.row['name']}){chain}"
         root["description"] = (
             f"Data and provenance of gantry job {focus}{chain}: for each job its record, "

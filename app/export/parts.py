@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from gantry.instruments import export as data_export
 from gantry.instruments.data import role_file
+from gantry.jobs.accounting import accounting_of_row
+from gantry.schemas import JobDetail
 
 #: Samples per CSV chunk written (the file grows on disk, not in memory).
 CSV_CHUNK = 20_000
@@ -90,6 +92,18 @@ def properties(owner: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         key = quote(f"{owner}-{name}".replace(" ", "-"), safe="#-_.:/")
         out.append({"@id": key, "@type": "PropertyValue", "name": name, "value": value})
     return out
+
+
+def job_record(row: Mapping[str, Any], depends_on: list[int]) -> dict[str, Any]:
+    """A job as ``GET /jobs/{id}`` shows it, for a crate that may be published.
+
+    Environment values are left out (they often hold secrets), their names kept.
+    """
+    record = {k: row[k] for k in JobDetail.model_fields if k in row}
+    record["env"] = {name: None for name in row.get("env") or {}}
+    record["depends_on"] = depends_on
+    record["accounting"] = accounting_of_row(row)
+    return record
 
 
 def roles_with_data(directory: Path | None) -> list[str]:

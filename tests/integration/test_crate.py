@@ -288,6 +288,8 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
         assert ids(step["result"]) == [f"{a}/outputs/fit.txt", f"{a}/stderr.log", f"{a}/stdout.log"]
         record = json.loads(zf.read(f"{a}/job.json"))
         assert record["depends_on"] == [measure["id"]] and record["outputs"][0] == "fit.txt"
+        assert record["env"] == {"GANTRY_INPUT": None}  # names only: values may be secrets
+        assert record["accounting"]["cpu_user_seconds"] is not None
     with zipfile.ZipFile(from_analysis) as zf:
         assert ids(graph(zf)["./"]["mentions"]) == ids(root["mentions"])
     with zipfile.ZipFile(alone) as zf:
