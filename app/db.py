@@ -12,8 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import NullPool, QueuePool
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -68,11 +68,27 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+#: PostgreSQL advisory lock held while migrating: servers starting together migrate one by one
+MIGRATION_LOCK = 0x67616E74  # "gant"
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (idempotent; safe on every start)."""
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the directory
-    command.upgrade(alembic_config(url), revision)
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(url), revision)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(url), revision)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        engine.dispose()
 
 
 def current_revision(url: str) -> str | None:
