@@ -10,8 +10,8 @@ from gantry.client.errors import ConnectionFailed, GantryError, StreamEnded
 from gantry.schemas import EventPublic
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-#: How often a wait reconnects in a row after losing the server, backing off.
-RECONNECTS = 5
+#: Seconds a wait keeps reconnecting to a lost server (a restart takes a few).
+RECONNECT_WINDOW = 60.0
 MAX_BACKOFF = 5.0
 
 
@@ -26,9 +26,10 @@ def watch(
     until it says True (-> True) or ``deadline`` passes (-> False).
 
     A stream cut short is opened again after the last event seen, so nothing
-    is missed or seen twice; :data:`RECONNECTS` failures in a row give up.
+    is missed or seen twice; after :data:`RECONNECT_WINDOW` seconds without
+    one good stream, the last failure is raised.
     """
-    failures = 0
+    failures, lost_since = 0, None
     while not expired(deadline):
         left = None if deadline is None else max(0.01, deadline - time.monotonic())
         request = Request("GET", path, {"follow": True, "after": after}, read_timeout=left)
@@ -39,7 +40,7 @@ def watch(
                 if event.event != "job":
                     continue
                 row = EventPublic.model_validate_json(event.data)
-                after, failures = row.id, 0
+                after, failures, lost_since = row.id, 0, None
                 if done(row):
                     yield Close(stream)
                     return True
@@ -50,7 +51,8 @@ def watch(
         if expired(deadline):
             break
         failures += 1
-        if failures > RECONNECTS:
+        lost_since = lost_since or time.monotonic()
+        if time.monotonic() - lost_since > RECONNECT_WINDOW:
             raise lost
         yield Sleep(min(0.2 * 2**failures, MAX_BACKOFF))
     return False
