@@ -22,6 +22,7 @@ from rocrate.model.contextentity import ContextEntity
 from rocrate.rocrate import ROCrate
 
 from gantry.backends.local import LocalBackend
+from gantry.client import AsyncClient, Conflict
 from gantry.main import create_app
 from gantry.settings import Settings
 from tests.integration.instruments import (
@@ -303,7 +304,7 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
 async def test_what_a_crate_cannot_hold_is_refused_and_ended_jobs_give_what_exists(
     settings: Settings, tmp_path: Path, validator_cache: str
 ) -> None:
-    async with lab(settings) as (client, _):
+    async with lab(settings) as (client, app):
         missing = await client.get(f"{API}/jobs/999/crate")
         assert missing.status_code == 404 and "job 999 does not exist" in missing.text
         bad = await client.get(f"{API}/jobs/1/crate", params={"license": "no such thing"})
@@ -317,10 +318,20 @@ async def test_what_a_crate_cannot_hold_is_refused_and_ended_jobs_give_what_exis
         busy = await client.get(f"{API}/jobs/{measure['id']}/crate")
         assert busy.status_code == 409, busy.text
         assert f"job {measure['id']} (measure) is running" in busy.json()["detail"]
+        # the Python client: the same answer, the server's words in its error
+        gantry = AsyncClient("http://gantry", transport=httpx.ASGITransport(app=app))
+        async with gantry:
+            with pytest.raises(Conflict, match=r"\(measure\) is running"):
+                async for _ in gantry.download_crate(measure["id"]):
+                    pass
         # a command job alone, failed: no data, but its script, logs and events
         alone = await submit(client, {"name": "alone", "spec": "echo hi; exit 3"})
         assert (await wait_job(client, alone["id"]))["state"] == "failed"
         lone = await crate_of(client, alone["id"], tmp_path / "alone.zip")
+        async with AsyncClient("http://gantry", transport=httpx.ASGITransport(app=app)) as gantry:
+            chunks = [c async for c in gantry.download_crate(alone["id"], chain=False)]
+        with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as zf:
+            assert f"job-{alone['id']}/script.sh" in zf.namelist()
         # cancelling the measurement cancels its dependent (afterok): both end
         assert (await client.post(f"{API}/jobs/{measure['id']}/cancel")).status_code == 202
         assert (await wait_job(client, after["id"]))["state"] == "cancelled"
