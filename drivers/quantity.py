@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
-
-import pint
+from typing import TYPE_CHECKING, Any
 
 from gantry.drivers.errors import AttrError
+
+if TYPE_CHECKING:
+    import pint
 
 _MAX_TEXT = 100
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
@@ -25,6 +26,8 @@ _SMALL_EXPONENT = re.compile(r"(?:\*\*|\^)\s*-?\d{1,2}(?!\s*(?:\*\*|\^|\d|\.))")
 @functools.cache
 def ureg() -> pint.UnitRegistry[Any]:
     """The unit registry, built on first use (about 0.1 s), never at import."""
+    import pint  # here, not at import: pint costs the CLI and each driver process 0.4 s
+
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
@@ -34,6 +37,8 @@ def parse_units(units: str) -> pint.Unit:
         _SMALL_EXPONENT.findall(units)
     ):
         raise ValueError(f"unit {units!r} is too long or has an exponent that is not small")
+    import pint
+
     try:
         return ureg().Unit(units)
     except (pint.PintError, ValueError, TypeError, SyntaxError) as exc:
@@ -46,10 +51,12 @@ def to_magnitude(name: str, units: str, val: object) -> float:
     Accepts numbers, strings (``"5 ms"``) and pint quantities; raises
     :class:`AttrError` naming ``name``, what was wrong and an example of right.
     """
+    if isinstance(val, int | float) and not isinstance(val, bool):
+        return float(val)
+    import pint
+
     if isinstance(val, pint.Quantity):
         quantity = val
-    elif isinstance(val, int | float) and not isinstance(val, bool):
-        return float(val)
     elif isinstance(val, str):
         match = _NUMBER.match(val) if len(val) <= _MAX_TEXT else None
         if match is None:
