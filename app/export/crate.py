@@ -11,7 +11,7 @@ Each job is a ``CreateAction`` (RO-Crate 1.1 and later, "Provenance"):
   backend; its ``object`` is the results of the jobs it depends on (in a
   measure -> analyse chain: the measured data); its ``result`` the files it
   declared as ``outputs`` (gwf-style, relative to its working directory) that
-  exist as regular files, and its stdout and stderr.
+  this run wrote, and its stdout and stderr.
 
 Every job also has its record (``job.json``) and its events (``events.json``).
 Files are copied from disk into the zip in chunks, never held in memory. The
@@ -21,7 +21,6 @@ functions are sync: run them on a worker thread.
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
 import shutil
 import tempfile
@@ -32,21 +31,19 @@ from pathlib import Path
 from typing import Any
 
 # The rocrate library ships no type information.
-from rocrate.model.contextentity import ContextEntity  # type: ignore[import-untyped]
 from rocrate.model.entity import Entity  # type: ignore[import-untyped]
 from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
 from gantry.export.chain import ExportJob, in_order
+from gantry.export.graph import CrateGraph
 from gantry.export.parts import (
-    FORMATS,
     STATUS,
     gantry_version,
     iso,
     job_record,
-    json_default,
     package_url,
-    properties,
     roles_with_data,
+    stamp,
     write_csv,
 )
 from gantry.instruments.data import read_meta
@@ -55,6 +52,8 @@ from gantry.instruments.export import netcdf_file
 #: The context of 1.3 ships with the rocrate library, so validators can check it offline;
 #: the conventions used (CreateAction, instrument, ...) are those of 1.1, unchanged.
 RO_CRATE_VERSION = "1.3"
+#: Seconds a job's output may seem older than the job (another machine's clock).
+CLOCK_SKEW = 60.0
 UNLICENSED = (
     "Whoever exported this crate chose no licence (gantry's license parameter): "
     "until one is given, all rights are reserved by the data's owners."
@@ -62,49 +61,9 @@ UNLICENSED = (
 
 
 @dataclass(slots=True)
-class _Builder:
-    crate: ROCrate
-    work: Path
-    #: the API of the server making the crate: the ``url`` of software with no home of its own
-    api: str
-    #: temporary files made here (NetCDF, CSV, JSON), removed once the zip is written
-    made: list[Path] = field(default_factory=list)
+class _Builder(CrateGraph):
     #: job id -> the files it produced (what a dependent job read)
     results: dict[int, list[Entity]] = field(default_factory=dict)
-
-    def entity(
-        self, identifier: str, props: dict[str, Any], values: Mapping[str, Any] | None = None
-    ) -> Entity:
-        """The contextual entity ``identifier``, made once; ``values`` its additionalProperty."""
-        found = self.crate.get(identifier)
-        if found is not None:
-            return found
-        if values:
-            props["additionalProperty"] = self.values(identifier, values)
-        return self.crate.add(ContextEntity(self.crate, identifier, properties=props))
-
-    def values(self, owner: str, values: Mapping[str, Any]) -> list[Entity]:
-        return [self.entity(v.pop("@id"), v) for v in properties(owner, values)]
-
-    def file(self, source: Path, dest: str, props: dict[str, Any]) -> Entity:
-        fmt = FORMATS.get(Path(dest).suffix) or mimetypes.guess_type(dest)[0]
-        props = {
-            "name": Path(dest).name,
-            "encodingFormat": fmt or "application/octet-stream",
-            "contentSize": str(source.stat().st_size),
-            **props,
-        }
-        return self.crate.add_file(source=source, dest_path=dest, properties=props)
-
-    def temp(self, name: str) -> Path:
-        fd, path = tempfile.mkstemp(prefix="part-", suffix=Path(name).suffix, dir=self.work)
-        os.close(fd)
-        return Path(path)
-
-    def json_file(self, value: Any, dest: str, props: dict[str, Any]) -> Entity:
-        path = self.temp(dest)
-        path.write_text(json.dumps(value, indent=2, default=json_default) + "\n")
-        return self.file(path, dest, props)
 
     # -- software and equipment ------------------------------------------------
 
@@ -248,22 +207,31 @@ class _Builder:
         return [script, backend, self.gantry()]
 
     def outputs(self, job: ExportJob, folder: str) -> list[Entity]:
-        """The declared outputs that are regular files now (relative: to the working dir)."""
-        found: list[Entity] = []
+        """The declared outputs this run wrote: regular files changed since it started.
+
+        Relative paths are the working directory's. A file older than the run
+        (give or take clock skew between a cluster node and the server) is not
+        its output, whatever its name: a job that never ran has none.
+        """
+        started = stamp(job.row.get("started_at"))
         base = job.working_dir
+        if started is None or base is None:
+            return []
+        found: list[Entity] = []
         for declared in job.row.get("outputs") or []:
-            path = Path(os.path.normpath(base / declared)) if base else Path(declared)
-            if not path.is_absolute() or not path.is_file():
-                continue  # missing, a directory, a device...: only regular files are data
-            inside = base is not None and path.is_relative_to(base)
-            rel = path.relative_to(base) if inside and base else Path("_root", *path.parts[1:])
-            found.append(
-                self.file(
-                    path,
-                    f"{folder}/outputs/{rel.as_posix()}",
-                    {"description": f"output {declared} of job {job.id}", "identifier": str(path)},
-                )
+            path = Path(os.path.normpath(base / declared))
+            try:
+                if not path.is_file() or path.stat().st_mtime < started - CLOCK_SKEW:
+                    continue  # missing, a directory, a device, or left from before
+            except OSError:
+                continue
+            rel = (
+                path.relative_to(base)
+                if path.is_relative_to(base)
+                else Path("_root", *path.parts[1:])
             )
+            props = {"description": f"output {declared} of job {job.id}", "identifier": str(path)}
+            found.append(self.file(path, f"{folder}/outputs/{rel.as_posix()}", props))
         return found
 
     def logs(self, job: ExportJob, folder: str) -> list[Entity]:

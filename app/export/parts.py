@@ -44,6 +44,12 @@ def iso(value: Any) -> str | None:
     return str(value.isoformat())
 
 
+def stamp(value: Any) -> float | None:
+    """A stored time as a Unix timestamp."""
+    text = iso(value)
+    return None if text is None else datetime.fromisoformat(text).timestamp()
+
+
 def json_default(value: object) -> str:
     if isinstance(value, datetime):
         return str(iso(value))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import warnings
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -196,6 +198,9 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
 
     work = tmp_path / "analysis"
     work.mkdir()
+    stale = work / "stale.txt"  # declared, but left from before the run: not its output
+    stale.write_text("old")
+    os.utime(stale, (time.time() - 86_400, time.time() - 86_400))
     async with lab(settings) as (client, _):
         await ready(client, "pip-duo", "S9")
         body = job_body(
@@ -215,7 +220,7 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
                 "depends_on": [measure["id"]],
                 "working_dir": str(work),
                 "env": {"GANTRY_INPUT": str(data_csv)},
-                "outputs": ["fit.txt", "missing.txt", "/dev/null"],
+                "outputs": ["fit.txt", "missing.txt", "/dev/null", "stale.txt"],
             },
         )
         done = await wait_job(client, analyse["id"], limit=30)
@@ -248,7 +253,7 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
         assert g[f"{m}/data.csv"]["encodingFormat"] == "text/csv"
         assert zf.read(f"{a}/outputs/fit.txt").splitlines()[0].startswith(b'{"uts"')
         assert f"{a}/stdout.log" in names and b"fitting 10 lines" in zf.read(f"{a}/stdout.log")
-        assert not any("missing.txt" in n or "null" in n for n in names)  # only regular files
+        assert not any(w in n for w in ("missing", "null", "stale") for n in names)
 
         root = g["./"]
         assert ids(root["mentions"]) == [f"#job-{measure['id']}", f"#job-{analyse['id']}"]
@@ -313,7 +318,12 @@ async def test_what_a_crate_cannot_hold_is_refused_and_ended_jobs_give_what_exis
         await ready(client, "pip-1")
         measure = await submit(client, job_body(task(max_duration=60, sampling_interval=0.05)))
         await wait_job(client, measure["id"], "running")
-        later = {"name": "later", "spec": "echo later", "depends_on": [measure["id"]]}
+        later = {
+            "name": "later",
+            "spec": "echo later",
+            "depends_on": [measure["id"]],
+            "outputs": ["/etc/hostname"],  # exists, but the job never ran: not its output
+        }
         after = await submit(client, later)
         busy = await client.get(f"{API}/jobs/{measure['id']}/crate")
         assert busy.status_code == 409, busy.text
