@@ -16,7 +16,11 @@ const NO_UNIT = "";
 let uPlotModule = null; // loaded on the first plot: the jobs view never pays for it
 
 function loadUPlot() {
-  uPlotModule ??= import("./vendor/uplot/uPlot.esm.js").then((m) => m.default);
+  if (!uPlotModule) {
+    // Its stylesheet too, so that it never holds up the first paint.
+    document.head.append(h("link", { rel: "stylesheet", href: "vendor/uplot/uPlot.min.css" }));
+    uPlotModule = import("./vendor/uplot/uPlot.esm.js").then((m) => m.default);
+  }
   return uPlotModule;
 }
 
