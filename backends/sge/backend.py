@@ -14,16 +14,14 @@ import anyio.to_thread
 from anyio.abc import TaskStatus
 
 from gantry.backends.base import (
-    Backend,
     BackendContext,
     BackendError,
-    BackendMetrics,
     BackendStatus,
     JobSubmission,
     StatusReport,
 )
+from gantry.backends.scheduler.backend import SchedulerBackend
 from gantry.backends.scheduler.commands import Result
-from gantry.backends.scheduler.polling import PollStats, emit
 from gantry.backends.scheduler.submitting import SubmitFailed, submit_with_retries
 from gantry.backends.sge.accounting import AccountingFile, AccountingUnavailable
 from gantry.backends.sge.commands import checked_ref, gone, parse_qsub, sge_commands, unreachable
@@ -43,21 +41,17 @@ log = logging.getLogger(__name__)
 S = BackendStatus
 
 
-class SgeBackend(Backend):
+class SgeBackend(SchedulerBackend):
     """Runs command jobs as Grid Engine jobs in the cell this machine submits to."""
 
     name: ClassVar[str] = "sge"
     option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
-    supports_dependencies: ClassVar[bool] = True
-    supports_arrays: ClassVar[bool] = True
 
     def __init__(self, context: BackendContext) -> None:
-        super().__init__(context)
-        self.settings = SgeSettings.from_config(context.config)
+        self.settings = settings = SgeSettings.from_config(context.config)
+        super().__init__(context, sge_commands(settings.command_timeout), settings.job_name_prefix)
         #: Where jobs record their exit codes for their dependents (see job_script).
         self.ends_dir = context.log_dir / "sge-ends"
-        self.commands = sge_commands(self.settings.command_timeout)
-        self.poll_stats = PollStats()
         self.accounting = AccountingFile(self.settings.accounting_file)
         self._tracked: dict[str, Watch] = {}
         self._no_file: str | None = None  # why the accounting file cannot be read here
@@ -74,9 +68,6 @@ class SgeBackend(Backend):
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return normalise_options(options)
-
-    def job_name(self, key: str) -> str:
-        return f"{self.settings.job_name_prefix}-{key}"
 
     def hold(self, job: JobSubmission) -> str | None:
         # Jobs stay queued (with this reason) while qmaster is down; run() wakes
@@ -152,9 +143,6 @@ class SgeBackend(Backend):
             if job.name in by_name:
                 found[by_name[job.name]] = job.job_id
         return found
-
-    def metrics(self) -> BackendMetrics:
-        return self.poll_stats.metrics(self.commands.counts)
 
     async def health(self) -> tuple[bool, str]:
         try:
@@ -250,7 +238,7 @@ class SgeBackend(Backend):
             if done:
                 del self._tracked[ref]
             for report in reports:
-                emit(self.context, ref, report)
+                self._emit(ref, report)
 
     def _skipped(self, key: str) -> bool:
         return (self.ends_dir / f"{key}.skipped").exists()
@@ -352,14 +340,17 @@ class SgeBackend(Backend):
         async def once() -> Result:
             return await self.commands.run(argv, stdin=script, env=env)
 
-        async def find() -> str | None:
-            return (await self.lookup([key])).get(key)
-
         try:
             return await submit_with_retries(
-                once, parse_qsub, find, unreachable, retries=self.settings.submit_retries,
-                delay=self.settings.retry_delay, scheduler="SGE", key=key,
-            )  # fmt: skip
+                once,
+                parse_qsub,
+                lambda: self.find(key),
+                unreachable,
+                retries=self.settings.submit_retries,
+                delay=self.settings.retry_delay,
+                scheduler="SGE",
+                key=key,
+            )
         except SubmitFailed as exc:
             self._went_down(BackendError(exc.problem))
             self._hurry()

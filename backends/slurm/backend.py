@@ -16,16 +16,14 @@ import anyio
 from anyio.abc import TaskStatus
 
 from gantry.backends.base import (
-    Backend,
     BackendContext,
     BackendError,
-    BackendMetrics,
     BackendStatus,
     JobSubmission,
     StatusReport,
 )
+from gantry.backends.scheduler.backend import SchedulerBackend
 from gantry.backends.scheduler.commands import Result, id_order
-from gantry.backends.scheduler.polling import PollStats, emit
 from gantry.backends.scheduler.submitting import submit_with_retries
 from gantry.backends.slurm.commands import (
     checked_ref,
@@ -66,20 +64,16 @@ log = logging.getLogger(__name__)
 SUBMITTED_ARRAY = SlurmJob("", "PENDING", None, "", None, None, "")
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(SchedulerBackend):
     """Runs command jobs as Slurm batch jobs on the cluster this machine submits to."""
 
     name: ClassVar[str] = "slurm"
     option_defaults: ClassVar[dict[str, Any]] = dict(OPTION_DEFAULTS)
-    supports_dependencies: ClassVar[bool] = True
-    supports_arrays: ClassVar[bool] = True
 
     def __init__(self, context: BackendContext) -> None:
-        super().__init__(context)
-        self.settings = SlurmSettings.from_config(context.config)
-        #: Every Slurm command this backend ran, by name (for the benchmark).
-        self.commands = slurm_commands(self.settings.command_timeout)
-        self.poll_stats = PollStats()
+        self.settings = settings = SlurmSettings.from_config(context.config)
+        commands = slurm_commands(settings.command_timeout)
+        super().__init__(context, commands, settings.job_name_prefix)
         self._tracked: dict[str, Watch] = {}
         self._arrays: dict[str, ArrayWatch] = {}  # tracked array jobs, by ref
         self._wake: anyio.Event | None = None
@@ -95,9 +89,6 @@ class SlurmBackend(Backend):
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return normalise_options(options)
-
-    def job_name(self, key: str) -> str:
-        return f"{self.settings.job_name_prefix}-{key}"
 
     async def submit(self, job: JobSubmission, dependencies: Sequence[str]) -> str:
         given = {k: v for k, v in job.options.items() if v is not None}
@@ -160,9 +151,6 @@ class SlurmBackend(Backend):
                 if job.name in by_name:  # an array's tasks name the array's id
                     found[by_name[job.name]] = job.job_id.partition("_")[0]
         return found
-
-    def metrics(self) -> BackendMetrics:
-        return self.poll_stats.metrics(self.commands.counts)
 
     async def health(self) -> tuple[bool, str]:
         try:
@@ -306,9 +294,6 @@ class SlurmBackend(Backend):
                 watch.last = report.status
                 self._emit(ref, report)
 
-    def _emit(self, ref: str, report: StatusReport) -> None:
-        emit(self.context, ref, report)
-
     def _hurry(self) -> None:
         """Poll soon and often for a while (a job was submitted or cancelled)."""
         self._fast_left = self.settings.fast_poll_cycles
@@ -359,13 +344,16 @@ class SlurmBackend(Backend):
             async with slots:
                 return await self.commands.run(argv, stdin=script, env=env)
 
-        async def find() -> str | None:
-            return (await self.lookup([key])).get(key)
-
         return await submit_with_retries(
-            once, parse_sbatch, find, transient, retries=self.settings.submit_retries,
-            delay=self.settings.retry_delay, scheduler="Slurm", key=key,
-        )  # fmt: skip
+            once,
+            parse_sbatch,
+            lambda: self.find(key),
+            transient,
+            retries=self.settings.submit_retries,
+            delay=self.settings.retry_delay,
+            scheduler="Slurm",
+            key=key,
+        )
 
     async def _make_log_dirs(self, *dirs: Path) -> None:
         """Slurm fails a job whose log directory is missing, so create it first."""
