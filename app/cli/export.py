@@ -6,7 +6,6 @@ is shared with ``gantry data``.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,8 +25,16 @@ SUFFIXES: dict[str, str] = {"netcdf": ".nc", "csv": ".csv"}
 
 @contextmanager
 def binary_output(path: Path | None) -> Iterator[BinaryIO]:
-    """The file at ``path``, or stdout as bytes (a duplicate: closing it keeps stdout)."""
-    with path.open("wb") if path else os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
+    """The file at ``path``, or stdout's bytes (left open)."""
+    if path is None:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        return
+    try:
+        out = path.open("wb")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}", USAGE) from None
+    with out:
         yield out
 
 

@@ -265,6 +265,17 @@ class AsyncRunner(ClientBase, ABC):
     def _iterate(self, flow: StreamFlow[T]) -> AsyncIterator[T]: ...
 
 
+def _bind(obj: Any, flow: Callable[..., Any], drive: str) -> Any:
+    """``flow`` as a method of ``obj``, run by its ``_run`` or ``_iterate``."""
+    runner = getattr(obj, drive)
+
+    @functools.wraps(flow)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return runner(flow(obj, *args, **kwargs))
+
+    return bound
+
+
 class operation(Generic[P, T]):  # lower case: used as a decorator
     """An operation: a method of :class:`Client` that returns ``T`` and of
     :class:`AsyncClient` that returns an awaitable of ``T``."""
@@ -282,15 +293,7 @@ class operation(Generic[P, T]):  # lower case: used as a decorator
         self, obj: AsyncRunner, owner: type[Any]
     ) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        flow = self.flow
-
-        @functools.wraps(flow)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._run(flow(obj, *args, **kwargs))
-
-        return bound
+        return self if obj is None else _bind(obj, self.flow, "_run")
 
 
 class stream_operation(Generic[P, T]):  # lower case: used as a decorator
@@ -308,12 +311,4 @@ class stream_operation(Generic[P, T]):  # lower case: used as a decorator
     @overload
     def __get__(self, obj: AsyncRunner, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        flow = self.flow
-
-        @functools.wraps(flow)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._iterate(flow(obj, *args, **kwargs))
-
-        return bound
+        return self if obj is None else _bind(obj, self.flow, "_iterate")

@@ -561,3 +561,48 @@ def test_submit_without_an_array_sends_none(server: FakeServer) -> None:
     server.on("POST", "/api/v1/jobs", 201, _job(6))
     assert server.run("submit", "--", "true").exit_code == 0
     assert "array" not in server.body()
+
+
+# --- export and data ----------------------------------------------------------------------
+
+
+def test_export_writes_the_file_and_leaves_none_when_refused(
+    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def data(request: httpx.Request) -> httpx.Response:
+        if request.url.params["format"] == "csv":
+            return httpx.Response(200, content=b"role,uts\ncounter,1.0\n")
+        return httpx.Response(409, json={"detail": "job 7 has not ended (it is running)"})
+
+    server.on("GET", "/api/v1/jobs/7/data", handler=data)
+    written = server.run("export", "7", "-f", "csv")
+    assert written.exit_code == 0, written.stderr
+    assert (tmp_path / "job-7.csv").read_bytes() == b"role,uts\ncounter,1.0\n"
+    assert "wrote job-7.csv (21 bytes)" in written.stderr
+    refused = server.run("export", "7", "-o", "x.nc")
+    assert (refused.exit_code, refused.stderr) == (
+        1,
+        "error: job 7 has not ended (it is running)\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job-7.csv"]
+    bad = server.run("export", "7", "-f", "xlsx")
+    assert bad.exit_code == 2 and "use netcdf or csv" in bad.stderr
+
+
+def test_data_prints_json_lines_page_by_page(server: FakeServer) -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        samples = [{"uts": float(offset), "values": {"val": offset}}] if offset < 1 else []
+        body = {"job_id": 7, "attempt": 1, "state": "completed", "complete": True,
+                "roles": [{"role": "counter", "offset": offset, "next_offset": offset + 1,
+                           "samples": samples}]}  # fmt: skip
+        return httpx.Response(200, json=body)
+
+    server.on("GET", "/api/v1/jobs/7/data", handler=page)
+    result = server.run("data", "7")
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"role": "counter", "uts": 0.0, "values": {"val": 0}}
+    ]
