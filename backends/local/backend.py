@@ -1,10 +1,11 @@
 """The ``local`` backend: command jobs as supervised processes on this machine.
 
-A job waits in a priority queue until its cores and memory fit, then starts
-under a sh supervisor (see :mod:`gantry.backends.local.process`) in its own session.
-The ref is the job key, and everything a later server needs is in the job's
-files under ``<data_dir>/runs/`` (see :mod:`gantry.backends.local.rundir`), so jobs
-outlive the server: :meth:`LocalBackend.adopt` picks them up again.
+A job waits in a priority queue until its cores and memory fit, then the
+machine's supervisor (:mod:`gantry.backends.local.daemon`) starts it in a
+session of its own (or a per-job sh supervisor, if there is none). The ref
+is the job key; what a later server needs is in the job's files under
+``<data_dir>/runs/`` (:mod:`gantry.backends.local.rundir`): jobs outlive the
+server, :meth:`LocalBackend.adopt` picks them up again.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gantry.backends.base import (
 from gantry.backends.local.arrays import CANCEL, LocalArrays, split_task_key
 from gantry.backends.local.limits import OPTION_DEFAULTS, Limits, Request
 from gantry.backends.local.logfiles import open_logs
+from gantry.backends.local.machine import Machine
 from gantry.backends.local.memory import watch_memory
 from gantry.backends.local.ondisk import find_state, status_on_disk
 from gantry.backends.local.pending import PendingQueue, Queued
@@ -43,6 +45,8 @@ from gantry.backends.local.process import (
 )
 from gantry.backends.local.run import Run
 from gantry.backends.local.rundir import RunFiles, RunState, final_report, is_key
+
+Where = tuple[str, Mapping[str, str]]  # a job's working directory and environment
 
 
 class LocalBackend(Backend):
@@ -73,6 +77,9 @@ class LocalBackend(Backend):
         self._shell = self._bash = ""
         self._use_pidfd = True
         self._closed = False
+        self._machine = Machine(
+            str(self._runs_dir), self._running, self._open_pidfd, lambda: self._tg
+        )
         self._arrays = LocalArrays(self._runs_dir, self._pending, self._report, self._kick)
 
     @property
@@ -99,6 +106,7 @@ class LocalBackend(Backend):
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                await self._machine.connect()
                 for run in self._unwatched:
                     tg.start_soon(self._watch, run)
                 self._unwatched.clear()
@@ -107,6 +115,7 @@ class LocalBackend(Backend):
                 await self._start_loop()
         finally:
             self._tg = None
+            self._machine.close()
             os.close(self._devnull)
             self._devnull = None
             self._stopped.set()
@@ -283,8 +292,7 @@ class LocalBackend(Backend):
             return
         try:
             files.write_script(job.spec)
-            stdio = (self._devnull, stdout, stderr)
-            pid = spawn_supervisor(self._shell, self._bash, files.base, working_dir, job.env, stdio)
+            started = self._spawn(key, request, files, (working_dir, job.env), (stdout, stderr))
         except OSError as exc:
             self._fail(key, f"could not start the job: {exc}")
             return
@@ -292,9 +300,21 @@ class LocalBackend(Backend):
             os.close(stdout)
             if stderr != stdout:
                 os.close(stderr)
-        now = time.time()
-        pidfd = self._open_pidfd(pid)  # our unreaped child: it cannot be gone yet
-        self._watch_run(Run.create(key, pid, pidfd, now, request, files))
+        if isinstance(started, int):
+            pidfd = self._open_pidfd(started)  # our unreaped child: it cannot be gone yet
+            started = Run.create(key, started, pidfd, time.time(), request, files)
+        self._watch_run(started)
+
+    def _spawn(
+        self, key: str, request: Request, files: RunFiles, where: Where, logs: tuple[int, int]
+    ) -> int | Run:
+        """The machine's supervisor starts the job (its Run), else an sh supervisor (its pid)."""
+        now = time.time()  # before the job can start (and end)
+        if (link := self._machine.start(key, files, self._bash, *where, logs)) is not None:
+            return Run.supervised(key, link, now, request, files)
+        assert self._devnull is not None
+        stdio = (self._devnull, *logs)
+        return spawn_supervisor(self._shell, self._bash, files.base, *where, stdio)
 
     # -- watching ---------------------------------------------------------
 
@@ -336,12 +356,14 @@ class LocalBackend(Backend):
         except ProcessLookupError:
             return None
         # Checked after the pidfd is open, so the pidfd is known to be this job's.
-        started = supervisor_started_at(state.pid, files.base)
+        started = supervisor_started_at(state.pid, files.base, state.written_at)
         if started is None:
             if pidfd is not None:
                 os.close(pidfd)
             return None
-        return Run.create(key, state.pid, pidfd, started, request, files)
+        run = Run.create(key, state.pid, pidfd, started, request, files)
+        self._machine.adopted(run)  # its supervisor may still say how it ends
+        return run
 
     def _watch_run(self, run: Run) -> None:
         self._running[run.key] = run

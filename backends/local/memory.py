@@ -59,7 +59,7 @@ async def watch_memory(running: Callable[[], Iterable[Run]]) -> None:
     """Stop every job of ``running()`` whose processes hold more than its limit; forever."""
     while True:
         await anyio.sleep(POLL_SECONDS)
-        limited = [run for run in running() if run.request.memory and run.kill is None]
+        limited = [r for r in running() if r.request.memory and r.kill is None and r.pid]
         if not limited:
             continue
         totals = await anyio.to_thread.run_sync(rss_by_session, [run.pid for run in limited])

@@ -30,7 +30,7 @@ def status_on_disk(runs_dir: Path, refs: list[str]) -> dict[str, StatusReport]:
             answer[ref] = StatusReport(BackendStatus.UNKNOWN, raw="no such local job")
             continue
         if state.exit_code is None:
-            started = supervisor_started_at(state.pid, files.base)
+            started = supervisor_started_at(state.pid, files.base, state.written_at)
             if started is not None:
                 answer[ref] = StatusReport(BackendStatus.RUNNING, started_at=started)
                 continue

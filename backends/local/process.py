@@ -50,6 +50,8 @@ kill -TERM 0
 { echo "$rc"; times; } >> "$1.state"
 """
 SUPERVISOR_NAME = "gantry-supervisor"  # its $0, so `ps` says what it is
+# A start time is known to a clock tick (10 ms), a file's mtime to the kernel's tick.
+_CLOCK_SLACK = 0.5
 
 # Dispositions a child inherits if the server ignores them (Python ignores
 # SIGPIPE and SIGXFSZ): put back to default, as subprocess does.
@@ -125,14 +127,9 @@ def pidfd_exited(pidfd: int) -> bool:
 
 def start_ticks(pid: int) -> int | None:
     """When ``pid`` started (/proc/<pid>/stat field 22), or None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            text = file.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
     # comm (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = text[text.rindex(b")") + 2 :].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] in (b"Z", b"X") else int(fields[19])
 
 
 def started_at(ticks: int) -> float:
@@ -141,12 +138,35 @@ def started_at(ticks: int) -> float:
     return booted + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def supervisor_started_at(pid: int, base: str) -> float | None:
-    """When the supervisor of the job at ``base`` started, if ``pid`` is it and runs."""
-    ticks = start_ticks(pid)
-    if ticks is None or not is_supervisor_of(pid, base):
+def supervisor_started_at(pid: int, base: str, written_at: float | None = None) -> float | None:
+    """When the job at ``base`` started, if ``pid`` is still it and runs.
+
+    ``pid`` is either a per-job sh supervisor (its command line names the job's
+    files) or, started by the machine's supervisor, the job's own bash: the
+    leader of a session of its own that started before its pid was recorded
+    (``written_at``, the state file's mtime), which a process that got the pid
+    later cannot have, whatever it execs.
+    """
+    stat = _stat_fields(pid)
+    if stat is None or stat[0] in (b"Z", b"X"):
         return None
-    return started_at(ticks)
+    ticks = int(stat[19])
+    if is_supervisor_of(pid, base):
+        return started_at(ticks)
+    if written_at is None or int(stat[3]) != pid:
+        return None
+    began = started_at(ticks)
+    return began if began <= written_at + _CLOCK_SLACK else None
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat from field 3 (state) on, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            text = file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(b")") + 2 :].split()
 
 
 def is_supervisor_of(pid: int, base: str) -> bool:
@@ -154,12 +174,15 @@ def is_supervisor_of(pid: int, base: str) -> bool:
 
     Its command line names that job's files, so a process that got the pid
     after the supervisor died is never taken for it (nor is a zombie: empty).
+    A job the machine's supervisor started is ``bash <base>.sh`` itself.
     """
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
             argv = file.read().split(b"\0")
     except (FileNotFoundError, ProcessLookupError):
         return False
+    if len(argv) == 3 and argv[1] == os.fsencode(base + ".sh"):
+        return True
     return len(argv) > 4 and argv[3] == SUPERVISOR_NAME.encode() and argv[4] == os.fsencode(base)
 
 
@@ -188,6 +211,15 @@ def reap(pid: int) -> resource.struct_rusage | None:
     except ChildProcessError:
         return None
     return usage if found == pid else None
+
+
+def is_child(pid: int) -> bool:
+    """Whether ``pid`` is a child of ours (a per-job supervisor we spawned)."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -1,4 +1,11 @@
-"""One started job: its supervisor process, watched until it ends, killed if asked."""
+"""One started job, watched until it ends, killed if asked.
+
+A job the machine's supervisor started (``link`` set) ends when the
+supervisor says so, with its exit code and rusage, and is signalled through
+it. Any other (a per-job sh supervisor, a job adopted after a restart whose
+supervisor is gone) is watched by its pid, with a pidfd where the kernel has
+them.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,32 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import anyio
 
-from gantry.backends.base import Accounting, StatusReport
+from gantry.backends.base import Accounting, BackendStatus, StatusReport
 from gantry.backends.local.limits import Request
-from gantry.backends.local.process import pidfd_exited, reap, signal_group, start_ticks
-from gantry.backends.local.rundir import KillRecord, RunFiles, final_report
+from gantry.backends.local.process import (
+    is_child,
+    pidfd_exited,
+    reap,
+    signal_group,
+    start_ticks,
+)
+from gantry.backends.local.rundir import KillRecord, RunFiles, RunState, final_report
 
 # Without pidfds: check often at first (most jobs are short), then rarely.
 _POLL_FIRST, _POLL_MAX = 0.01, 1.0
 _SETTLE_CHECKS = 200  # 2 s for a just-started supervisor to record its pid
+_LATE_EXIT_CHECKS = 100  # 1 s for the machine's supervisor to record an exit it saw
+
+
+class Signaller(Protocol):
+    """The machine's supervisor, as far as a run needs it."""
+
+    def kill(self, key: str, sig: int) -> bool: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -41,6 +62,11 @@ class Run:
     signalled: bool = False
     #: the most resident memory its processes were seen to hold (memory limits)
     peak_rss: int = 0
+    #: the machine's supervisor that started it and will say how it ended
+    link: Signaller | None = None
+    #: what that supervisor said when the job ended
+    end: dict[str, Any] | None = None
+    changed: anyio.Event = field(default_factory=anyio.Event)
 
     @classmethod
     def create(
@@ -52,7 +78,7 @@ class Run:
         request: Request,
         files: RunFiles,
     ) -> Run:
-        ticks = start_ticks(pid) if pidfd is None else None
+        ticks = start_ticks(pid) if pidfd is None and pid else None
         deadline = math.inf
         if request.walltime is not None:
             # From the job's own start, so an adopted job keeps its deadline.
@@ -61,13 +87,49 @@ class Run:
         scope = anyio.CancelScope(deadline=deadline)
         return cls(key, pid, pidfd, ticks, started_at, request, files, scope)
 
+    @classmethod
+    def supervised(
+        cls, key: str, link: Signaller, started_at: float, request: Request, files: RunFiles
+    ) -> Run:
+        """A job the machine's supervisor is starting (its pid comes with ``started``)."""
+        run = cls.create(key, 0, None, started_at, request, files)
+        run.link = link
+        return run
+
+    def ended(self, message: dict[str, Any]) -> None:
+        """The machine's supervisor reaped the job."""
+        self.end = message
+        self.changed.set()
+
+    def orphaned(self, pid: int | None, pidfd: int | None) -> None:
+        """Its supervisor went away: from now on the job is watched by its pid."""
+        if self.link is None or self.end is not None:
+            return
+        self.link = None
+        if pid:
+            self.pid = pid
+        self.pidfd = pidfd
+        self.start_ticks = start_ticks(self.pid) if pidfd is None and self.pid else None
+        self.changed.set()
+
     def exited(self) -> bool:
+        if self.end is not None:
+            return True
+        if self.link is not None:
+            return False
         if self.pidfd is not None:
             return pidfd_exited(self.pidfd)
+        if not self.pid:
+            return True  # never seen to start
         ticks = start_ticks(self.pid)
         return ticks is None or ticks != self.start_ticks
 
     async def wait(self) -> None:
+        while self.link is not None and self.end is None:
+            await self.changed.wait()
+            self.changed = anyio.Event()
+        if self.end is not None:
+            return
         if self.pidfd is not None:
             await anyio.wait_readable(self.pidfd)
             return
@@ -94,33 +156,67 @@ class Run:
             if self.kill is None:  # the scope's deadline: walltime
                 self.kill = KillRecord("walltime", self.request.walltime)
             await self._terminate(grace)
-        return self.finish()
+        return await self.finish_late()
 
     async def _terminate(self, grace: float) -> None:
         """TERM to the job's group; KILL after ``grace`` seconds if it is still there."""
         assert self.kill is not None
-        # Until its pid is recorded, the supervisor may not have set its traps,
+        # Until its pid is recorded, an sh supervisor may not have set its traps,
         # and a TERM would end it without a record: wait for that (briefly).
-        for _ in range(_SETTLE_CHECKS):
+        # (The machine's supervisor takes a kill only after the start before it.)
+        for _ in range(_SETTLE_CHECKS if self.link is None else 0):
             if self.files.read_state() is not None or self.exited():
                 break
             await anyio.sleep(_POLL_FIRST)
         with contextlib.suppress(OSError):  # it only helps a later server say why
             self.files.write_killed(self.kill)
         self.signalled = True
-        signal_group(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         with anyio.move_on_after(grace):
             await self.wait()
         # No await between the check and the kill: the pid is still this job's.
         if not self.exited():
-            signal_group(self.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             await self.wait()
 
+    def _signal(self, sig: signal.Signals) -> None:
+        """Signal the job's group: through its supervisor (which knows whether it
+        reaped the job yet), else by the pid we watch."""
+        if self.link is not None and self.link.kill(self.key, sig):
+            return
+        if self.pid:
+            signal_group(self.pid, sig)
+
+    async def finish_late(self) -> StatusReport:
+        """:meth:`finish`, giving an exit that was seen by pid a moment to be recorded.
+
+        A job whose machine supervisor still runs is recorded just after it
+        ended; only one whose supervisor died stays without an exit code.
+        """
+        if self.end is None and self.link is None:
+            for _ in range(_LATE_EXIT_CHECKS):
+                state = self.files.read_state()
+                if state is None or state.exit_code is not None or is_child(self.pid):
+                    break
+                await anyio.sleep(_POLL_FIRST)
+        return self.finish()
+
     def finish(self) -> StatusReport:
-        """Collect the ended supervisor and say how the job ended, and what it cost."""
-        usage = reap(self.pid)
-        self.close()
+        """Say how the job ended, and what it cost (collecting our own child)."""
         killed = self.kill if self.signalled else None
+        if self.end is not None:
+            end = self.end
+            self.close()
+            if "failed" in end:  # the supervisor could not start it
+                reason = f"could not start the job: {end['failed']}"
+                return StatusReport(BackendStatus.FAILED, reason=reason, ended_at=time.time())
+            ended_at = float(end["at"])
+            recorded = RunState(self.pid or int(end["pid"]), int(end["rc"]), ended_at)
+            peak = max(int(end["maxrss"]), self.peak_rss)
+            cpu = Accounting(float(end["utime"]), float(end["stime"]), max_rss=peak)
+            return final_report(recorded, killed, self.started_at, ended_at, cpu)
+        usage = reap(self.pid) if self.pid else None
+        self.close()
         state = self.files.read_state()
         measured = None
         if usage is not None:  # ru_maxrss is KiB on Linux

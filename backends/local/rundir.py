@@ -3,7 +3,9 @@
 For the job key ``12.1``:
 
 - ``12.1.sh``: the job's spec, written by the server just before it starts;
-- ``12.1.state``: the supervisor's pid on the first line (its first act), then
+- ``12.1.state``: the job's pid on the first line (the machine's supervisor
+  writes it once it started ``bash 12.1.sh``; a per-job sh supervisor of an
+  earlier version wrote its own pid, its first act), then
   the job's exit code on the second (its last); a line counts once it ends in
   a newline, and the file's mtime is then the job's end. After the exit code,
   the output of sh's ``times``: the supervisor's own CPU time, then that of
@@ -22,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +52,8 @@ class RunState:
     ended_at: float | None = None  # the state file's mtime, once exit_code is in
     #: (user, system) CPU seconds of the job's process tree, from `times`
     cpu: tuple[float, float] | None = None
+    #: the state file's mtime (while the job runs: when its pid was recorded)
+    written_at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,8 @@ def parse_state(text: str, mtime: float | None = None) -> RunState | None:
         if tree is not None:
             m_user, s_user, m_sys, s_sys = tree.groups()
             cpu = (int(m_user) * 60 + float(s_user), int(m_sys) * 60 + float(s_sys))
-        return RunState(pid, int(lines[1]), mtime, cpu)
-    return RunState(pid)
+        return RunState(pid, int(lines[1]), mtime, cpu, mtime)
+    return RunState(pid, written_at=mtime)
 
 
 def parse_killed(text: str) -> KillRecord | None:
