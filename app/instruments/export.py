@@ -185,7 +185,10 @@ def netcdf_file(directory: Path, job: dict[str, Any]) -> Path:
             units: dict[str, str] = {}
             for i, s in enumerate(samples):
                 for key, value in s.get("values", {}).items():
-                    columns.setdefault(key, [None] * i).append(value)
+                    col = columns.get(key)
+                    if col is None:  # not setdefault: its default would be built every time
+                        col = columns[key] = [None] * i
+                    col.append(value)
                 for col in columns.values():
                     if len(col) <= i:
                         col.append(None)
