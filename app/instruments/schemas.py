@@ -44,6 +44,20 @@ class InstrumentPayload(BaseModel):
 # --- the API -------------------------------------------------------------------
 
 
+class DriverFailure(BaseModel):
+    reason: str = Field(description="Why the process ended: signal, error, hang or memory.")
+    at: datetime
+
+
+class DriverProcessInfo(BaseModel):
+    """A driver's own process, as the server supervises it."""
+
+    pid: int | None = Field(description="null while the process is being (re)started.")
+    restarts: int = Field(description="How often the process was restarted.")
+    last_failure: DriverFailure | None
+    log: str | None = Field(description="The process's log file (null: the server's stderr).")
+
+
 class DriverInfo(BaseModel):
     name: str
     target: str
@@ -52,6 +66,9 @@ class DriverInfo(BaseModel):
     error: str | None
     version: str | None
     components: list[str]
+    process: DriverProcessInfo | None = Field(
+        default=None, description="The driver's process; null if it runs inside the server."
+    )
 
 
 class DeviceInfo(BaseModel):

@@ -9,12 +9,14 @@ the host, the pipeline store and the data files stay behind it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from gantry.drivers.interface_2_0 import Attr, AttrError, Reply, Sample
+from gantry.drivers.interface_2_0 import Attr, AttrError, ModelInterface, Reply, Sample
+from gantry.drivers.process import DriverProcess
 from gantry.drivers.units import coerce_value
 from gantry.instruments import export
 from gantry.instruments.backend import InstrumentBackend
@@ -113,6 +115,7 @@ class Instruments:
                     "components": [c.label for c in host.components.values() if c.driver is driver]
                     if driver is not None
                     else [],
+                    "process": _process_info(driver),
                 }
             )
         return out
@@ -333,3 +336,15 @@ class JobData:
     async def netcdf(self, job: Mapping[str, Any]) -> Path:
         """A NetCDF4 file of the whole attempt (a temporary file: delete it once sent)."""
         return await anyio.to_thread.run_sync(export.netcdf_file, self._directory, dict(job))
+
+
+def _process_info(driver: ModelInterface | None) -> dict[str, Any] | None:
+    """A driver process's pid, restarts and last failure; None for a driver in the server."""
+    if not isinstance(driver, DriverProcess):
+        return None
+    failure = None
+    if driver.last_failure is not None and driver.last_failure_at is not None:
+        at = datetime.fromtimestamp(driver.last_failure_at, UTC)
+        failure = {"reason": driver.last_failure, "at": at}
+    log = str(driver.log_path) if driver.log_path is not None else None
+    return {"pid": driver.pid, "restarts": driver.restarts, "last_failure": failure, "log": log}

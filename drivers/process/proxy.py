@@ -64,8 +64,9 @@ class DriverProcess(ModelInterface):
         self.name = name
         self.log_path = log_path
         self.restarts = 0
-        #: why the process last ended, for people (health, logs)
+        #: why the process last ended, for people (health, logs), and when (epoch s)
         self.last_failure: str | None = None
+        self.last_failure_at: float | None = None
         hello = {
             "driver": name,
             "spec": spec,
@@ -125,7 +126,7 @@ class DriverProcess(ModelInterface):
     def _down(self, reason: str) -> None:
         self._link = None
         self._up = anyio.Event()
-        self.last_failure = reason
+        self.last_failure, self.last_failure_at = reason, time.time()
         msg = f"{self.child.explain(reason)}; the driver is being restarted"
         for info in list(self._running.values()):
             update = {"state": TaskState.FAILED, "msg": msg, "ended_at": time.time()}

@@ -14,11 +14,13 @@ import logging
 import os
 import pickle
 import socket
+from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
@@ -118,6 +120,13 @@ def worker_pids(settings: Settings, driver: str) -> list[int]:
     ]
 
 
+async def processes(client: httpx.AsyncClient) -> dict[str, Any]:
+    """GET /drivers: each driver's process (None: inside the server)."""
+    response = await client.get(f"{API}/drivers")
+    assert response.status_code == 200, response.text
+    return {d["name"]: d["process"] for d in response.json() if d["running"]}
+
+
 async def test_a_job_runs_in_the_drivers_own_process(settings: Settings) -> None:
     async with crashy_app(settings) as (client, _):
         await ready(client, "pip-counter")
@@ -134,6 +143,14 @@ async def test_a_job_runs_in_the_drivers_own_process(settings: Settings) -> None
         assert sockets and all(s.family == socket.AF_UNIX and not s.laddr for s in sockets)
         # a driver that opts out stays in the server, and has no log of its own
         assert not (settings.data_dir / "logs" / "driver-psutil.log").exists()
+        shown = await processes(client)
+        assert shown["psutil"] is None
+        assert shown["example_counter"] == {
+            "pid": pid,
+            "restarts": 0,
+            "last_failure": None,
+            "log": str(settings.data_dir / "logs" / "driver-example_counter.log"),
+        }
     assert not await anyio.Path(f"/proc/{pid}").exists()  # stopped with the server
 
 
@@ -188,7 +205,12 @@ async def test_a_failing_driver_fails_its_task_is_restarted_and_others_go_on(
         again = await submit(client, job_body(task("crashy", max_duration=0.3)))
         assert (await wait_job(client, again["id"]))["state"] == "completed"
         assert len((await samples(client, again["id"]))["roles"][0]["samples"]) == 6
-        assert await pid_of(client, "crashy") != before
+        now = await pid_of(client, "crashy")
+        assert now != before
+        shown = (await processes(client))["crashy"]
+        assert shown["pid"] == now and shown["restarts"] == 1
+        assert reason in shown["last_failure"]["reason"], shown
+        assert shown["last_failure"]["at"].startswith(str(datetime.now(UTC).year))
         # the other driver's job, running all along, finished untouched
         other = await wait_job(client, healthy["id"])
         assert other["state"] == "completed" and other["reason"].endswith("40 samples")
