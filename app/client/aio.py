@@ -24,6 +24,7 @@ from gantry.client.core import (
     Sleep,
     Stream,
     StreamFlow,
+    Work,
     advance,
 )
 from gantry.client.errors import GantryError, transport_error
@@ -106,6 +107,8 @@ class AsyncClient(JobOperations, InstrumentOperations, AsyncRunner):
                 case Close(stream):
                     await stream.response.aclose()
                     return None
+                case Work(func):
+                    return await anyio.to_thread.run_sync(func)
                 case Sleep(seconds):
                     await anyio.sleep(seconds)
                     return None

@@ -122,6 +122,13 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
+class Work:
+    """CPU-bound work (parsing a NetCDF file): -> ``func()``, off the event loop if async."""
+
+    func: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Emit(Generic[T]):
     """An item a streaming operation hands its caller."""
 
@@ -133,7 +140,7 @@ class Done(Generic[T]):
     value: T
 
 
-Command = Send | Open | Read | Close | Sleep
+Command = Send | Open | Read | Close | Sleep | Work
 Flow = Generator[Command, Any, T]
 StreamFlow = Generator[Command | Emit[T], Any, None]
 
@@ -233,7 +240,7 @@ def collect(flow: StreamFlow[T]) -> Flow[list[T]]:
 class ClientBase:
     """What both clients share: where the server is and the token."""
 
-    def __init__(self, url: str = DEFAULT_URL, **transport: Any) -> None:
+    def __init__(self, url: str = DEFAULT_URL, **options: Any) -> None:
         self.url = url.rstrip("/")
 
     @staticmethod

@@ -12,6 +12,7 @@ from gantry.client.core import (
     Read,
     Request,
     StreamFlow,
+    Work,
     call,
     collect,
     get,
@@ -214,7 +215,10 @@ class InstrumentOperations:
         """An ended job's data as one ``xarray.Dataset`` per role (from its NetCDF):
         ``uts`` coordinate, a variable per value with its ``units``, metadata as attrs."""
         chunks = yield from collect(InstrumentOperations.download.flow(self, job_id, "netcdf"))
-        return open_netcdf(b"".join(chunks), f"job-{job_id}.nc")
+        found: dict[str, xr.Dataset] = yield Work(
+            lambda: open_netcdf(b"".join(chunks), f"job-{job_id}.nc")
+        )
+        return found
 
     @operation
     def dataset(self, job_id: int, role: str | None = None) -> Flow[xr.Dataset]:

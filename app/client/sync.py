@@ -24,6 +24,7 @@ from gantry.client.core import (
     Stream,
     StreamFlow,
     SyncRunner,
+    Work,
     advance,
 )
 from gantry.client.errors import GantryError, transport_error
@@ -105,6 +106,8 @@ class Client(JobOperations, InstrumentOperations, SyncRunner):
                 case Close(stream):
                     stream.response.close()
                     return None
+                case Work(func):
+                    return func()
                 case Sleep(seconds):
                     time.sleep(seconds)
                     return None

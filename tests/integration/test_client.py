@@ -205,6 +205,8 @@ async def test_follow_data_streams_a_running_counter(lab: Lab) -> None:
         ]
         assert values == [float(n) for n in range(1, len(values) + 1)] and len(values) > 3
         assert (await gantry.wait(job.id, timeout=60)).state == "completed"
+        counter = await gantry.dataset(job.id)  # its one role; parsed off the event loop
+        assert list(counter["val"].values) == values and counter.attrs["job_id"] == job.id
         with pytest.raises(Conflict, match="holds sample 'S2': eject it first"):
             await gantry.load("pip-counter-2", "S3")
         await gantry.eject("pip-counter-2")
