@@ -7,10 +7,11 @@ version's ``include_router`` and serve only the files of ``static/`` (and its
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
 
 STATIC = Path(__file__).parent / "static"
 
@@ -45,20 +46,35 @@ async def to_dashboard() -> RedirectResponse:
 
 
 @router.get("/dashboard/")
-async def index() -> FileResponse:
-    return _asset("index.html")
+async def index(request: Request) -> Response:
+    return _asset("index.html", request)
 
 
 @router.get("/dashboard/{name:path}")
-async def asset(name: str) -> FileResponse:
-    return _asset(name)
+async def asset(name: str, request: Request) -> Response:
+    return _asset(name, request)
 
 
-def _asset(name: str) -> FileResponse:
+def _asset(name: str, request: Request) -> Response:
     path = STATIC / name
     media_type = MEDIA_TYPES.get(path.suffix)
     hidden = any(part.startswith(".") for part in name.split("/"))
     inside = path.resolve().is_relative_to(STATIC.resolve())
     if media_type is None or hidden or not inside or not path.is_file():
         raise HTTPException(status_code=404, detail=f"no dashboard file {name!r}")
-    return FileResponse(path, media_type=media_type, headers=HEADERS)
+    # From memory, not a file response per request: the page loads a dozen
+    # files at once, and a thread hop each held up its first paint on a busy
+    # machine. Keyed by mtime and size, so an upgraded file is read again.
+    stat = path.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {**HEADERS, "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    body = _read(path, stat.st_mtime_ns, stat.st_size)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@lru_cache(maxsize=64)
+def _read(path: Path, mtime_ns: int, size: int) -> bytes:
+    # The dashboard's own files: a few hundred KB in all, read once per version.
+    return path.read_bytes()

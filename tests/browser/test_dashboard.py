@@ -177,14 +177,14 @@ def test_token_prompt_accepts_a_token_and_lists_jobs_page_by_page(
 # --- without a browser: what the server sends -----------------------------------------
 
 
-def fetch_all(paths: list[str]) -> dict[str, httpx.Response]:
+def fetch_all(paths: list[str], headers: dict[str, str] | None = None) -> dict[str, httpx.Response]:
     """GET each path from the app in process (no lifespan: the page needs no engine)."""
     app = create_app(Settings(data_dir=Path("unused")))
 
     async def fetch() -> dict[str, httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gantry") as client:
-            return {path: await client.get(path) for path in paths}
+            return {path: await client.get(path, headers=headers) for path in paths}
 
     # In a thread of its own: Playwright's sync API holds this thread's event loop.
     with ThreadPoolExecutor(1) as pool:
@@ -234,3 +234,11 @@ def test_dashboard_is_served_whole_and_offline() -> None:
     assert "MIT License" in (vendor / "LICENSE").read_text()
     code = (vendor / "uPlot.esm.js").read_text()
     assert not re.search(r"\b(fetch|XMLHttpRequest|importScripts)\(", code)
+
+
+def test_an_unchanged_file_is_not_sent_again() -> None:
+    first = fetch_all(["/dashboard/app.js"])["/dashboard/app.js"]
+    etag = first.headers["etag"]
+    again = fetch_all(["/dashboard/app.js"], {"If-None-Match": etag})["/dashboard/app.js"]
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert "script-src 'self'" in again.headers["content-security-policy"]
