@@ -12,9 +12,10 @@ import anyio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, create_engine, text
 
 from gantry.backends.base import BackendMetrics
+from gantry.metrics import Latencies, StoredCounts
 from gantry.settings import Settings
 from tests.fakes import FakeBackend
 from tests.integration.instruments import instrument_app, job_body, ready, task, wait_job
@@ -154,3 +155,37 @@ async def test_driver_samples_and_lost_samples_are_the_jobs(tmp_path: Path) -> N
         assert done["reason"] == "1 task completed, 10 samples" and stored == 10
         assert value(found, "gantry_driver_samples_lost_total", driver="example_counter") == 0
         assert value(found, "gantry_jobs", backend="instrument", state="completed") == 1
+
+
+async def test_ended_counts_are_reused_for_a_while_unfinished_ones_never(
+    make_client: Callable[..., Any], settings: Settings
+) -> None:
+    database = create_engine(settings.resolved_database_url)
+    try:
+        async with make_client() as (client, _):
+            first = await client.post(f"{API}/jobs", json={"name": "a", "spec": "true"})
+            await settle(client, [first.json()["id"]], "completed")
+            counts = StoredCounts(database)
+            counts.REUSE = 10**9  # as if counting the ended jobs had taken long
+            assert counts.read().jobs[("fake", "completed")] == 1
+            second = await client.post(f"{API}/jobs", json={"name": "b", "spec": "true"})
+            hang = await client.post(f"{API}/jobs", json={"name": "c", "spec": "hang"})
+            await settle(client, [second.json()["id"]], "completed")
+            await settle(client, [hang.json()["id"]], "running")
+            reused = counts.read().jobs
+            assert reused[("fake", "completed")] == 1  # reused
+            assert reused[("fake", "running")] == 1  # counted again
+            assert StoredCounts(database).read().jobs[("fake", "completed")] == 2
+    finally:
+        database.dispose()
+
+
+def test_a_latency_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    latencies = Latencies("t_seconds", "test", (0.1, 1.0), "backend")
+    for value in (0.05, 0.1, 0.5, 1.0, 7.0):
+        latencies.observe("local", value)
+    samples = {(s.name, s.labels.get("le")): s.value for s in latencies.family().samples}
+    assert samples[("t_seconds_bucket", "0.1")] == 2
+    assert samples[("t_seconds_bucket", "1.0")] == 4
+    assert samples[("t_seconds_bucket", "+Inf")] == samples[("t_seconds_count", None)] == 5
+    assert samples[("t_seconds_sum", None)] == 8.65
