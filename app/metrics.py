@@ -14,6 +14,7 @@ lifespan, so two apps in one process (tests) never share a series.
 
 from __future__ import annotations
 
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -34,12 +35,14 @@ from prometheus_client.core import SummaryMetricFamily as SummaryFamily
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy import Engine as Database
+from sqlalchemy.exc import SQLAlchemyError
 
 from gantry.backends.base import Backend
 from gantry.jobs.states import ACTIVE, TERMINAL, JobState
 from gantry.jobs.store.read import job_t
 from gantry.models import Server
 
+log = logging.getLogger(__name__)
 server_t: Table = Server.__table__  # type: ignore[attr-defined]
 _ENDED = sorted(state.value for state in TERMINAL)
 _UNFINISHED = sorted(state.value for state in ACTIVE)
@@ -217,10 +220,18 @@ class StateCollector:
         self._backends = backends
         self._writer = writer
         self._drivers = drivers
-        self.stored = Stored({}, [])
+        #: None: the database did not answer this scrape
+        self.stored: Stored | None = Stored({}, [])
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._jobs()
+        up = GaugeMetricFamily(
+            "gantry_database_up", "1 if the database answered this scrape, else 0."
+        )
+        up.add_metric([], 0 if self.stored is None else 1)
+        yield up
+        if self.stored is not None:
+            yield from self._jobs(self.stored)
+            yield self._leases(self.stored)
         yield from self._backend_work()
         depth = GaugeMetricFamily(
             "gantry_writer_queue_depth", "Database operations waiting for the next commit."
@@ -228,24 +239,26 @@ class StateCollector:
         depth.add_metric([], self._writer.depth)
         yield depth
         yield from self._driver_samples()
+
+    def _leases(self, stored: Stored) -> Metric:
         lease = GaugeMetricFamily(
             "gantry_server_lease_age_seconds",
             "Seconds since each server's last heartbeat, by the database's clock; one past "
             "the lease time has lost its jobs to the others.",
             labels=["server", "host"],
         )
-        for row in self.stored.leases:
+        for row in stored.leases:
             lease.add_metric([row.server, row.host], row.age)
-        yield lease
+        return lease
 
-    def _jobs(self) -> Iterator[Metric]:
+    def _jobs(self, stored: Stored) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "gantry_jobs",
             "Jobs in the database by backend and state (the same on every server of one "
             "database: aggregate with max, not sum).",
             labels=["backend", "state"],
         )
-        counts = self.stored.jobs
+        counts = stored.jobs
         for backend in sorted({b for b, _ in counts} | set(self._backends)):
             for state in JobState:
                 family.add_metric([backend, state.value], counts.get((backend, state.value), 0))
@@ -320,5 +333,9 @@ class Metrics:
     async def scrape(self) -> bytes:
         """The Prometheus text exposition, the database read first on a worker thread."""
         if self._state is not None:
-            self._state.stored = await anyio.to_thread.run_sync(self._stored.read)
+            try:
+                self._state.stored = await anyio.to_thread.run_sync(self._stored.read)
+            except SQLAlchemyError as exc:  # away (a restart): the rest still answers
+                log.debug("metrics: the database did not answer: %s", exc)
+                self._state.stored = None
         return generate_latest(self.registry)

@@ -15,7 +15,7 @@ from prometheus_client.samples import Sample
 from sqlalchemy import Connection, create_engine, text
 
 from gantry.backends.base import BackendMetrics
-from gantry.metrics import Latencies, StoredCounts
+from gantry.metrics import Latencies, Metrics, StoredCounts
 from gantry.settings import Settings
 from tests.fakes import FakeBackend
 from tests.integration.instruments import instrument_app, job_body, ready, task, wait_job
@@ -97,6 +97,7 @@ async def test_job_counts_and_latencies_match_the_api(make_client: Callable[...,
         assert 0 <= running_sum < 9 * 20
         assert value(found, "gantry_writer_commit_seconds_count") >= 1
         assert value(found, "gantry_writer_queue_depth") >= 0
+        assert value(found, "gantry_database_up") == 1
         assert "process_resident_memory_bytes" in found
 
         assert value(found, "gantry_backend_poll_seconds_count", backend="polling") == 3
@@ -189,3 +190,22 @@ def test_a_latency_on_a_bucket_bound_counts_in_that_bucket() -> None:
     assert samples[("t_seconds_bucket", "1.0")] == 4
     assert samples[("t_seconds_bucket", "+Inf")] == samples[("t_seconds_count", None)] == 5
     assert samples[("t_seconds_sum", None)] == 8.65
+
+
+class Depth:
+    depth = 7
+
+
+async def test_a_scrape_while_the_database_is_away_still_answers() -> None:
+    # Nothing listens on port 1: every connection is refused at once.
+    away = create_engine("postgresql+psycopg://gantry@127.0.0.1:1/gantry")
+    try:
+        metrics = Metrics(away)
+        metrics.read_from(backends={}, writer=Depth())
+        text = (await metrics.scrape()).decode()
+        found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        assert found["gantry_database_up"] == 0
+        assert found["gantry_writer_queue_depth"] == 7
+        assert "gantry_jobs" not in found and "gantry_server_lease_age_seconds" not in found
+    finally:
+        away.dispose()
