@@ -20,12 +20,16 @@ rest. The devices file's ``pollrate`` (s between drains) is tomato's
 default, 1 s, unless ``--pollrate`` says otherwise. CPU is from the first
 submit to the last job's end, and also from the processes' start;
 ``--in-process`` runs the driver inside the server
-(``[drivers."tomato:example_counter"] in_process = true``) for comparison.
+(``[drivers."tomato:example_counter"] in_process = true``) for comparison, and
+``--bare`` first runs tomato's driver alone (its classes driven from a bare
+loop in a process of its own, no gantry at all) for its own CPU, the floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ import itertools
 import time
 
 from bench_instruments import devices_toml as instruments_devices
-from bench_instruments import job, make_ready, wait_ended
+from bench_instruments import job, make_ready
 from common import (
     Server,
     add_nice_arg,
@@ -53,6 +57,7 @@ from common import (
 
 API = "/api/v1"
 CPU_TARGET_S = 1.3
+FINAL = ("completed", "failed", "cancelled")
 RSS_TARGET_MB = 200.0
 
 
@@ -67,6 +72,21 @@ def devices_toml(pipelines: int, in_process: bool = False, pollrate: float = 1.0
     if in_process:
         text += f'\n[drivers."{DRIVER}"]\nin_process = true\n'
     return text
+
+
+def wait_all_ended(
+    client: httpx.Client, ids: list[int], timeout: float
+) -> dict[int, dict[str, Any]]:
+    """The jobs once all ended, from one list request every 0.25 s (not one per job)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = client.get(f"{API}/jobs", params={"name": "tomato", "limit": 1000}).json()
+        found = {r["id"]: r for r in rows["items"] if r["id"] in ids}
+        if len(found) == len(ids) and all(r["state"] in FINAL for r in found.values()):
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the jobs did not all end in {timeout:.0f} s")
+        time.sleep(0.25)
 
 
 def pss_mb(pid: int) -> float:
@@ -99,7 +119,7 @@ def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         ]
         # Not polled meanwhile: the server's CPU is the workload's, not the bench's.
         time.sleep(duration)
-        ended = wait_ended(client, ids, 60)
+        ended = wait_all_ended(client, ids, 60)
         after = [proc_sample(pid) for pid in pids]
         rss_each = [peak_rss_mb(pid) for pid in pids]
         pss = sum(pss_mb(pid) for pid in pids)
@@ -162,6 +182,45 @@ def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+BARE = """
+import json, resource, sys, time
+import tomato_example_counter as m
+from tomato.models import Task
+n, interval, duration, pollrate = int(sys.argv[1]), *map(float, sys.argv[2:5])
+driver = m.DriverInterface({})
+keys = [dict(address="bare", channel=str(i)) for i in range(n)]
+for k in keys:
+    driver.cmp_register(**k)
+task = Task(component_role="counter", technique_name="count",
+            max_duration=duration, sampling_interval=interval)
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+before, points = cpu(), 0
+for k in keys:
+    driver.task_start(**k, task=task)
+end = time.monotonic() + duration + 2 * interval
+while time.monotonic() < end:
+    time.sleep(pollrate)
+    for k in keys:
+        data = driver.task_data(**k).data
+        points += 0 if data is None else data.sizes["uts"]
+print(json.dumps({"cpu_s": cpu() - before, "points": points}))
+"""
+
+
+def bare(args: argparse.Namespace) -> dict[str, Any]:
+    """tomato's driver alone, driven from a bare loop in a process of its own: its own cost."""
+    argv = [str(args.pipelines), str(args.interval), str(args.duration), str(args.pollrate)]
+    out = subprocess.run(
+        [sys.executable, "-c", BARE, *argv], check=True, capture_output=True, text=True
+    )
+    found: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    print(
+        f"the driver alone (no gantry, a bare loop draining every {args.pollrate:g} s): "
+        f"{found['points']} points, CPU {found['cpu_s']:.2f} s"
+    )
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipelines", type=int, default=10)
@@ -176,9 +235,14 @@ def main() -> None:
     parser.add_argument(
         "--in-process", action="store_true", help="the driver inside the server (comparison)"
     )
+    parser.add_argument(
+        "--bare", action="store_true", help="also run the driver alone, as the same-run floor"
+    )
     add_nice_arg(parser)
     args = parser.parse_args()
     results = start_results(args)
+    if args.bare:
+        results["bare"] = bare(args)
     with scratch_dir("gantry-bench-tomato-") as root:
         data_dir = root / "var"
         data_dir.mkdir()
