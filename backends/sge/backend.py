@@ -58,7 +58,7 @@ class SgeBackend(SchedulerBackend):
         self._down: str | None = None  # why qmaster is thought unreachable
         self._wake: anyio.Event | None = None
         self._soon = False  # a submit or cancel: qstat again soon
-        self._last_qstat = self._last_read = 0.0
+        self._last_qstat = 0.0
         self._qstat_seconds = 0.0
         self._early: dict[str, list[SgeJob]] = {}  # records read before their job was tracked
         #: reads of the accounting file alone, between poll cycles
@@ -162,57 +162,69 @@ class SgeBackend(SchedulerBackend):
     # --- polling -----------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """qstat every ``poll_interval`` (sooner after a submit); the accounting file every
-        ``fast_poll_interval`` while a job runs, so ends are seen as soon as SGE writes them."""
+        """qstat every ``poll_interval`` (sooner after a submit); beside it, the accounting
+        file every ``fast_poll_interval`` while a job may end, so that ends are reported
+        as soon as SGE writes them, whatever qstat is doing."""
         await self._read_accounting(start=True)
-        task_status.started()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read_loop)
+            task_status.started()
+            await self._qstat_loop()
+
+    async def _qstat_loop(self) -> None:
         while True:
             self._wake = wake = anyio.Event()
             if not self._tracked and self._down is None:
                 await wake.wait()
                 continue
-            now = time.monotonic()
             gap = self.settings.poll_interval
             if self._soon:  # leave qmaster free 3/4 of the time for qsub
                 gap = min(gap, max(self.settings.fast_poll_interval, 4 * self._qstat_seconds))
-            due = self._last_qstat + gap
-            if self._early or any(w.busy for w in self._tracked.values()):
-                due = min(due, self._last_read + self.settings.fast_poll_interval)
-            if due > now:
-                with anyio.move_on_after(due - now):
+            delay = self._last_qstat + gap - time.monotonic()
+            if delay > 0:
+                with anyio.move_on_after(delay):
                     await wake.wait()
                     continue  # a submit may have brought qstat forward: plan again
-            with_qstat = time.monotonic() >= self._last_qstat + gap
             try:
-                await self.poll_once(with_qstat)
+                await self.poll_once()
             except Exception:  # a bug must not stop the watching of every job
                 log.exception("SGE poll cycle failed; polling goes on")
 
-    async def poll_once(self, with_qstat: bool = True) -> None:
-        """One cycle: the accounting file's new records; then, unless ``with_qstat`` is
-        False, qstat and qacct for one batch of jobs whose records did not come (a poll
-        cycle: at most two commands however many jobs are tracked)."""
-        started = self._last_read = time.monotonic()
+    async def _read_loop(self) -> None:
+        while True:
+            busy = self._early or any(w.busy for w in self._tracked.values())
+            await anyio.sleep(self.settings.fast_poll_interval if busy else 1.0)
+            if self._tracked:
+                try:
+                    await self.read_once()
+                except Exception:
+                    log.exception("reading SGE's accounting file failed; reading goes on")
+
+    async def read_once(self) -> None:
+        """The accounting file's new records: the ends of tracked jobs, reported."""
         records = await self._read_accounting()
         for ref, early in self._early.items():
             records.setdefault(ref, []).extend(early)
         self._early.clear()
-        if not with_qstat:
-            self.reads += 1
-            self._take(None, records)
-            return
+        self.reads += 1
+        self._take(None, records)
+
+    async def poll_once(self) -> None:
+        """One poll cycle: qstat, and qacct for one batch of jobs whose records did not
+        come: at most two scheduler commands however many jobs are tracked."""
+        started = self._last_qstat = time.monotonic()
+        self._soon = False
         used = 1
         live: dict[str, list[SgeJob]] | None = None
-        self._soon = False
+        records: dict[str, list[SgeJob]] = {}
         try:
-            self._last_qstat = time.monotonic()
             try:
                 live = group(await self._qstat())
             except BackendError as exc:
                 self._went_down(exc)
             else:
                 self._came_up()
-            self._qstat_seconds = time.monotonic() - self._last_qstat
+            self._qstat_seconds = time.monotonic() - started
             due = self._qacct_due()
             if due:
                 used += 1
@@ -229,9 +241,16 @@ class SgeBackend(SchedulerBackend):
             self.poll_stats.took(time.monotonic() - started)
 
     def _take(self, live: dict[str, list[SgeJob]] | None, records: dict[str, list[SgeJob]]) -> None:
+        """Report what moved; ``live`` is qstat's answer, None for records alone."""
         now = time.monotonic()
         timing = Timing(2 * self.settings.poll_interval, self.settings.forget_after)
-        for ref, watch in list(self._tracked.items()):
+        refs = (
+            list(self._tracked) if live is not None else [r for r in records if r in self._tracked]
+        )
+        for ref in refs:
+            watch = self._tracked.get(ref)
+            if watch is None:
+                continue
             found = None if live is None else live.get(ref, [])
             reports, done = take(ref, watch, found, records.get(ref, []), now, timing,
                                  self._skipped)  # fmt: skip

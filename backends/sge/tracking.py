@@ -52,6 +52,7 @@ class TaskWatch:
 @dataclass(slots=True)
 class Watch:
     last: BackendStatus | None = None
+    idle: bool = False  # held or in SGE's error state: it cannot end by itself soon
     adopted: bool = False  # its end may be older than what the reader skipped at start
     cancelled: bool = False
     gone_since: float | None = None  # since when qstat no longer lists it, without a record
@@ -60,12 +61,9 @@ class Watch:
 
     @property
     def busy(self) -> bool:
-        """It may end any moment (running), or has ended and its record is awaited."""
-        if self.gone_since is not None:
-            return True
-        if self.array is not None:
-            return S.RUNNING in self.array.last.values()
-        return self.last is S.RUNNING
+        """It may end any moment (running, or queued: it may start and end between two
+        qstats), or has ended and its record is awaited."""
+        return self.gone_since is not None or not self.idle
 
     def wants_qacct(self, now: float, wait: float, at_once: bool) -> bool:
         """Gone from qstat without a record for ``wait`` s (at once if ``at_once`` or
@@ -112,6 +110,7 @@ def take(
     if live:
         watch.gone_since = None
         report = live[0].report
+        watch.idle = any(c in (report.raw or "") for c in "hE")
         if report.status is watch.last:
             return [], False
         watch.last = report.status
@@ -165,6 +164,7 @@ def _take_array(
                 end(index, StatusReport(S.CANCELLED, reason="deleted in SGE"))
         if live:
             watch.gone_since = None
+            watch.idle = all(j.task is None and "h" in (j.report.raw or "") for j in live)
         else:
             since = watch.gone_since = now if watch.gone_since is None else watch.gone_since
             if watch.cancelled and now - since >= timing.grace:

@@ -17,7 +17,7 @@ from tests.conftest import need
 from tests.integration.test_api_jobs import API, submit, wait_state
 from tests.integration.test_arrays import most_at_once, tasks_of
 from tests.integration.test_backend_suite import SGE_HOW, sge_running
-from tests.integration.test_slurm_backend import RUN, Reports
+from tests.integration.test_slurm_backend import Cluster, Reports
 
 pytestmark = pytest.mark.sge
 S = BackendStatus
@@ -25,23 +25,18 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "sge"
 
 
 class Cell:
+    """Makes backends and jobs (the Slurm tests' jobs) in one temporary data dir."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.count = 0
+        self.jobs = Cluster(data_dir)
 
     def backend(self, reports: Reports | None = None, **config: str) -> SgeBackend:
         config = {"poll_interval": "0.3", **config}
         return SgeBackend(BackendContext("sge", self.data_dir, config, reports or Reports()))
 
     def job(self, spec: str, **options: Any) -> JobSubmission:
-        self.count += 1
-        job_id = RUN * 1000 + self.count
-        return JobSubmission(
-            job_id=job_id, attempt=1, name=f"test {self.count}", spec=spec, options=options,
-            working_dir=self.data_dir, env={"PATH": "/usr/bin:/bin"},
-            stdout_path=self.data_dir / "logs" / f"{job_id}.stdout",
-            stderr_path=self.data_dir / "logs" / f"{job_id}.stderr",
-        )  # fmt: skip
+        return self.jobs.job(spec, **options)
 
 
 @pytest.fixture(scope="module")
