@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, TypeVar
@@ -70,10 +70,10 @@ class AsyncClient(JobOperations, InstrumentOperations, AsyncRunner):
             raise AssertionError("an operation emitted an item")
         return result[0]
 
-    def _iterate(self, flow: StreamFlow[T]) -> AsyncIterator[T]:
+    def _iterate(self, flow: StreamFlow[T]) -> AsyncGenerator[T, None]:
         return self._drive(flow, [])
 
-    async def _drive(self, flow: Any, result: list[Any]) -> AsyncIterator[Any]:
+    async def _drive(self, flow: Any, result: list[Any]) -> AsyncGenerator[Any, None]:
         async with AsyncExitStack() as streams:
             streams.callback(flow.close)
             step = advance(flow)

@@ -17,12 +17,11 @@ import itertools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import (
-    AsyncIterator,
+    AsyncGenerator,
     Callable,
     Coroutine,
     Generator,
     Hashable,
-    Iterator,
     Mapping,
 )
 from dataclasses import dataclass, field
@@ -261,7 +260,7 @@ class SyncRunner(ClientBase, ABC):
     def _run(self, flow: Flow[T]) -> T: ...
 
     @abstractmethod
-    def _iterate(self, flow: StreamFlow[T]) -> Iterator[T]: ...
+    def _iterate(self, flow: StreamFlow[T]) -> Generator[T, None, None]: ...
 
 
 class AsyncRunner(ClientBase, ABC):
@@ -269,7 +268,7 @@ class AsyncRunner(ClientBase, ABC):
     async def _run(self, flow: Flow[T]) -> T: ...
 
     @abstractmethod
-    def _iterate(self, flow: StreamFlow[T]) -> AsyncIterator[T]: ...
+    def _iterate(self, flow: StreamFlow[T]) -> AsyncGenerator[T, None]: ...
 
 
 def _bind(obj: Any, flow: Callable[..., Any], drive: str) -> Any:
@@ -314,8 +313,12 @@ class stream_operation(Generic[P, T]):  # lower case: used as a decorator
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
     @overload
-    def __get__(self, obj: SyncRunner, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
+    def __get__(
+        self, obj: SyncRunner, owner: type[Any]
+    ) -> Callable[P, Generator[T, None, None]]: ...
     @overload
-    def __get__(self, obj: AsyncRunner, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(
+        self, obj: AsyncRunner, owner: type[Any]
+    ) -> Callable[P, AsyncGenerator[T, None]]: ...
     def __get__(self, obj: Any, owner: type[Any]) -> Any:
         return self if obj is None else _bind(obj, self.flow, "_iterate")

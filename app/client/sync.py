@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import ExitStack, closing
 from types import TracebackType
 from typing import Any, TypeVar
@@ -70,10 +70,10 @@ class Client(JobOperations, InstrumentOperations, SyncRunner):
             raise AssertionError("an operation emitted an item")
         return result[0]
 
-    def _iterate(self, flow: StreamFlow[T]) -> Iterator[T]:
+    def _iterate(self, flow: StreamFlow[T]) -> Generator[T, None, None]:
         return self._drive(flow, [])
 
-    def _drive(self, flow: Any, result: list[Any]) -> Iterator[Any]:
+    def _drive(self, flow: Any, result: list[Any]) -> Generator[Any, None, None]:
         with ExitStack() as streams, closing(flow):
             step = advance(flow)
             while not isinstance(step, Done):

@@ -155,7 +155,7 @@ async def test_the_async_client_follows_and_waits(lab: Lab, tmp_path: Path) -> N
             states.append(event.to_state)
             if event.to_state == "running":
                 break
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
         logs = gantry.follow_logs(job.id)
         assert await anext(logs) == "first\n"
         gate.touch()
