@@ -11,10 +11,11 @@ import io
 import itertools
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from gantry.instruments.data import read_meta, role_file
 
@@ -129,13 +130,30 @@ def csv_rows(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for line in lines:
-        s = json.loads(line)
-        values = s.get("values", {})
-        writer.writerow(
-            [role, repr(s["uts"]), s.get("task"), s.get("task_name") or "", s.get("technique")]
-            + [_cell(values.get(c)) for c in columns]
-        )
+        writer.writerow(_csv_row(role, json.loads(line), columns))
     return out.getvalue(), next_offset
+
+
+def write_csv(directory: Path, roles: Sequence[str], out: TextIO) -> None:
+    """The whole CSV of ``roles`` into ``out`` in one pass per role (no offsets to skip)."""
+    columns = value_columns(directory, roles)
+    out.write(csv_header(columns))
+    writer = csv.writer(out, lineterminator="\n")
+    for role in roles:
+        for s in _samples(role_file(directory, role)):
+            writer.writerow(_csv_row(role, s, columns))
+
+
+def _csv_row(role: str, s: dict[str, Any], columns: Sequence[str]) -> list[Any]:
+    values = s.get("values", {})
+    return [
+        role,
+        repr(s["uts"]),
+        s.get("task"),
+        s.get("task_name") or "",
+        s.get("technique"),
+        *(_cell(values.get(c)) for c in columns),
+    ]
 
 
 def _cell(value: Any) -> Any:
@@ -180,31 +198,16 @@ def netcdf_file(directory: Path, job: dict[str, Any]) -> Path:
         root.to_netcdf(path, mode="w", engine="netcdf4")
         components = meta.get("components", {})
         for role in roles_in(directory):
-            samples = list(_samples(role_file(directory, role)))
-            columns: dict[str, list[Any]] = {}
-            units: dict[str, str] = {}
-            for i, s in enumerate(samples):
-                for key, value in s.get("values", {}).items():
-                    col = columns.get(key)
-                    if col is None:  # not setdefault: its default would be built every time
-                        col = columns[key] = [None] * i
-                    col.append(value)
-                for col in columns.values():
-                    if len(col) <= i:
-                        col.append(None)
-                units.update(s.get("units", {}))
+            uts, tasks, techniques, columns, units = _columns(role_file(directory, role))
             data_vars: dict[str, Any] = {
-                "task": ("uts", np.array([s.get("task", -1) for s in samples], dtype="int32")),
-                "technique": (
-                    "uts",
-                    np.array([s.get("technique") or "" for s in samples], dtype=str),
-                ),
+                "task": ("uts", np.array(tasks, dtype="int32")),
+                "technique": ("uts", np.array(techniques, dtype=str)),
             }
             for key, col in columns.items():
                 data_vars[key] = ("uts", _array(col))
             ds = xr.Dataset(
                 data_vars,
-                coords={"uts": np.array([float(s["uts"]) for s in samples], dtype="float64")},
+                coords={"uts": np.array(uts, dtype="float64")},
                 attrs=_attrs({"role": role, **components.get(role, {})}),
             )
             ds["uts"].attrs.update(units="s", long_name="Unix timestamp of the sample")
@@ -216,6 +219,36 @@ def netcdf_file(directory: Path, job: dict[str, Any]) -> Path:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+Columns = tuple[list[float], list[int], list[str], dict[str, list[Any]], dict[str, str]]
+
+
+def _columns(path: Path) -> Columns:
+    """uts, task, technique and each value's column of one role, and the units.
+
+    One pass that keeps columns, not samples: a million samples cost their
+    values, not a million dicts.
+    """
+    uts: list[float] = []
+    tasks: list[int] = []
+    techniques: list[str] = []
+    columns: dict[str, list[Any]] = {}
+    units: dict[str, str] = {}
+    for i, s in enumerate(_samples(path)):
+        uts.append(float(s["uts"]))
+        tasks.append(s.get("task", -1))
+        techniques.append(sys.intern(s.get("technique") or ""))
+        for key, value in s.get("values", {}).items():
+            col = columns.get(key)
+            if col is None:  # not setdefault: its default would be built every time
+                col = columns[key] = [None] * i
+            col.append(value)
+        for col in columns.values():
+            if len(col) <= i:
+                col.append(None)
+        units.update(s.get("units", {}))
+    return uts, tasks, techniques, columns, units
 
 
 def _array(values: list[Any]) -> Any:
