@@ -15,8 +15,6 @@ from gantry.instruments.data import role_file
 from gantry.jobs.accounting import accounting_of_row
 from gantry.schemas import JobDetail
 
-#: Samples per CSV chunk written (the file grows on disk, not in memory).
-CSV_CHUNK = 20_000
 #: schema.org's ActionStatusType of each terminal state
 STATUS = {
     "completed": "http://schema.org/CompletedActionStatus",
@@ -120,15 +118,6 @@ def roles_with_data(directory: Path | None) -> list[str]:
 
 
 def write_csv(directory: Path, roles: list[str], path: Path) -> None:
-    """Every sample of ``roles`` as one CSV file, written in chunks."""
-    columns = data_export.value_columns(directory, roles)
+    """Every sample of ``roles`` as one CSV file, streamed from the stored lines."""
     with path.open("w", encoding="utf-8", newline="") as out:
-        out.write(data_export.csv_header(columns))
-        for role in roles:
-            offset = 0
-            while True:
-                text, after = data_export.csv_rows(directory, role, columns, offset, CSV_CHUNK)
-                out.write(text)
-                if after - offset < CSV_CHUNK:
-                    break
-                offset = after
+        data_export.write_csv(directory, roles, out)
