@@ -12,6 +12,7 @@ import httpx
 
 from gantry.client.core import (
     DEFAULT_URL,
+    TIMEOUT,
     AsyncRunner,
     Close,
     Command,
@@ -48,10 +49,12 @@ class AsyncClient(JobOperations, InstrumentOperations, AsyncRunner):
         *,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float = TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url)
-        self._http = httpx.AsyncClient(**self.session(url, token, headers), transport=transport)
+        session = self.session(url, token, headers, timeout)
+        self._http = httpx.AsyncClient(**session, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -25,7 +25,17 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
+from typing import (
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import httpx
 from pydantic import TypeAdapter
@@ -50,8 +60,9 @@ class Request:
 
     ``retries``: resend after a lost connection or a 503; only for requests
     that are safe or that the server dedupes (an ``Idempotency-Key``).
-    ``read_timeout``: streams are quiet for long (the server pings every 15 s),
-    so they pass ``None``, or what is left of a wait.
+    ``read_timeout``: the client's ``timeout`` unless given; streams are quiet
+    for long (the server pings every 15 s), so they pass ``None``, or what is
+    left of a wait.
     """
 
     method: str
@@ -61,18 +72,21 @@ class Request:
     headers: Mapping[str, str] | None = None
     retries: int = 0
     root: bool = False
-    read_timeout: float | None = TIMEOUT
+    read_timeout: float | Literal["client"] | None = "client"
 
     def build(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         # httpx would send None as an empty value; the API wants it absent.
         params = {k: v for k, v in (self.params or {}).items() if v is not None}
+        timeout = http.timeout
+        if self.read_timeout != "client":
+            timeout = httpx.Timeout(timeout.write, connect=timeout.connect, read=self.read_timeout)
         return http.build_request(
             self.method,
             self.path if self.root else API + self.path,
             params=params or None,
             json=self.json,
             headers=self.headers,
-            timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT, read=self.read_timeout),
+            timeout=timeout,
         )
 
 
@@ -243,10 +257,16 @@ class ClientBase:
         self.url = url.rstrip("/")
 
     @staticmethod
-    def session(url: str, token: str | None, headers: Mapping[str, str] | None) -> dict[str, Any]:
+    def session(
+        url: str, token: str | None, headers: Mapping[str, str] | None, timeout: float
+    ) -> dict[str, Any]:
         """Keyword arguments of ``httpx.Client``/``AsyncClient``."""
         sent = {"Authorization": f"Bearer {token}"} if token else {}
-        return {"base_url": url.rstrip("/"), "headers": {**sent, **(headers or {})}}
+        return {
+            "base_url": url.rstrip("/"),
+            "headers": {**sent, **(headers or {})},
+            "timeout": httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+        }
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:

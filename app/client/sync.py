@@ -12,6 +12,7 @@ import httpx
 
 from gantry.client.core import (
     DEFAULT_URL,
+    TIMEOUT,
     Close,
     Command,
     Done,
@@ -39,7 +40,8 @@ Transport = httpx.BaseTransport
 class Client(JobOperations, InstrumentOperations, SyncRunner):
     """A gantry server's API, blocking: ``with Client(url, token=...) as gantry: ...``.
 
-    ``transport``: an ``httpx.BaseTransport`` (tests pass ``httpx.MockTransport``).
+    ``timeout``: seconds an answer may take (streams wait as long as their job
+    runs). ``transport``: an ``httpx.BaseTransport`` (tests pass ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -48,10 +50,11 @@ class Client(JobOperations, InstrumentOperations, SyncRunner):
         *,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float = TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url)
-        self._http = httpx.Client(**self.session(url, token, headers), transport=transport)
+        self._http = httpx.Client(**self.session(url, token, headers, timeout), transport=transport)
 
     def close(self) -> None:
         self._http.close()
