@@ -163,3 +163,18 @@ def test_a_log_stream_cut_early_and_a_lost_cancel_say_so(kind: str) -> None:
         run(kind, handler, follow)
     with pytest.raises(ConnectionLost, match=r"^lost the connection to the gantry server at "):
         run(kind, handler, lambda c: c.cancel(5))
+
+
+def test_from_env_takes_the_url_and_token_as_the_cli_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANTRY_URL", "http://lab.test:9000/")
+    monkeypatch.setenv("GANTRY_TOKEN", "gty_secret")
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"status": "ok", "version": "0.1.0", "active_jobs": 0})
+
+    with Client.from_env(transport=httpx.MockTransport(handler)) as client:
+        assert client.health().active_jobs == 0
+    assert str(seen[0].url) == "http://lab.test:9000/healthz"
+    assert seen[0].headers["authorization"] == "Bearer gty_secret"
