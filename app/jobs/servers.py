@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections import deque
@@ -102,6 +103,8 @@ class Membership:
         self._connected_since: float | None = None
         self._events_after: int | None = None
         self._seen: deque[int] = deque(maxlen=4 * EVENT_LOOKBACK)
+        self._stopping = threading.Event()
+        self._lost = False
 
     # --- start and stop (blocking: run in a thread) ------------------------------
 
@@ -115,10 +118,31 @@ class Membership:
             if other.retired or self._gone(other):
                 taken += self._take(other.id, same_host=other.host == self.host)
         self._connected_since = time.monotonic()
+        # The lease is renewed by a thread of its own from here: through the rest
+        # of the start-up (backends can take seconds), and whatever keeps the event
+        # loop busy (a takeover of thousands of jobs, a machine under load).
+        threading.Thread(target=self._keep_lease, name="gantry-lease", daemon=True).start()
         return taken
+
+    def _keep_lease(self) -> None:
+        while not self._stopping.wait(self.tick):
+            try:
+                renewed = self._heartbeat()
+            except Exception as exc:
+                # The database is away: this server is not connected, and judges no
+                # other until it has been connected for a whole lease again.
+                self._connected_since = None
+                log.warning("server %s could not renew its lease: %s", self.id, exc)
+                continue
+            if not renewed:
+                self._lost = True
+                return
+            if self._connected_since is None:
+                self._connected_since = time.monotonic()
 
     def leave(self) -> None:
         """A clean stop: the lease ends now, so the others take the jobs at once."""
+        self._stopping.set()
         with self.database.begin() as conn:
             owners.retire(conn, self.id)
 
@@ -142,22 +166,17 @@ class Membership:
                         await backend.close()
                 self.on_lost()
                 return
-            except Exception as exc:
-                # The database is away: this server is not connected, and will not
-                # judge others until it has been connected for a whole lease again.
-                self._connected_since = None
+            except Exception as exc:  # the database is away: the next round tries again
                 log.warning("server %s could not reach the database: %s", self.id, exc)
 
     async def _round(self, engine: Engine) -> None:
-        if not await anyio.to_thread.run_sync(self._heartbeat):
+        if self._lost:
             raise LeaseLost(
                 f"server {self.id} lost its lease (no heartbeat for {self.lease:g} s): "
                 "other servers own its jobs now; stopping"
             )
-        now = time.monotonic()
-        if self._connected_since is None:
-            self._connected_since = now
-        judge = now - self._connected_since >= self.lease
+        since = self._connected_since
+        judge = since is not None and time.monotonic() - since >= self.lease
         for other in await anyio.to_thread.run_sync(self._others):
             if other.retired or self._gone(other) or (judge and other.silent_for > self.lease):
                 take = partial(self._take, other.id, same_host=other.host == self.host)
