@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from gantry.api.deps import EngineDep, JobId, JobRowsDep
 from gantry.api.sse import SSE_RESPONSE, Event, dumps, follow, stream
-from gantry.jobs.engine import Engine
+from gantry.jobs.states import TERMINAL
 from gantry.schemas import ErrorBody, LogChunk
 
 router = APIRouter(prefix="/jobs", tags=["logs"])
@@ -60,11 +60,17 @@ async def read_logs(
     """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends."""
     job = await jobs(job_id)
     path = engine.log_path(job_id, job["backend"], attempt or job["attempt"], stream_name)
+
+    async def running() -> bool:
+        # Another server may run it (several servers): then its row says whether it ended.
+        return engine.is_active(job_id) or (await jobs(job_id))["state"] not in TERMINAL
+
     if follow:
-        return stream(_follow(engine, job_id, path, offset))
+        return stream(_follow(job_id, path, offset, running))
+    active = engine.is_active(job_id) or job["state"] not in TERMINAL
     data, size = await anyio.to_thread.run_sync(_read, path, offset, limit)
-    text = _utf8_prefix(data) if offset + len(data) < size or engine.is_active(job_id) else data
-    ended = not engine.is_active(job_id)
+    text = _utf8_prefix(data) if offset + len(data) < size or active else data
+    ended = not active
     next_offset = offset + len(text)
     chunk = LogChunk(
         job_id=job_id,
@@ -78,12 +84,17 @@ async def read_logs(
     return Response(chunk.model_dump_json(), media_type="application/json")
 
 
-def _follow(engine: Engine, job_id: int, path: Path, offset: int) -> AsyncIterator[Event]:
+def _follow(
+    job_id: int, path: Path, offset: int, running: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[Event]:
+    active = True  # asked again each time nothing new was read, before the next read
+
     async def read_new(ended: bool) -> list[Event]:
-        nonlocal offset
+        nonlocal offset, active
         data, _ = await anyio.to_thread.run_sync(_read, path, offset, MAX_CHUNK)
         text = data if ended else _utf8_prefix(data)
         if not text:
+            active = await running()
             return []
         offset += len(text)
         return [{"event": "log", "id": str(offset), "data": text.decode("utf-8", errors="replace")}]
@@ -91,4 +102,4 @@ def _follow(engine: Engine, job_id: int, path: Path, offset: int) -> AsyncIterat
     def end() -> Event:
         return {"event": "end", "data": dumps({"job_id": job_id, "offset": offset})}
 
-    return follow(lambda: engine.is_active(job_id), read_new, end)
+    return follow(lambda: active, read_new, end)
