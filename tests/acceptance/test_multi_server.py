@@ -75,6 +75,10 @@ def batch(client: httpx.Client, jobs: list[dict[str, Any]]) -> list[int]:
     return [int(j["id"]) for j in response.json()["jobs"]]
 
 
+def state(client: httpx.Client, job_id: int) -> str:
+    return str(client.get(f"/api/v1/jobs/{job_id}").json()["state"])
+
+
 def states(client: httpx.Client) -> dict[int, dict[str, Any]]:
     """Every job, read through one server (keyset pages)."""
     found: dict[int, dict[str, Any]] = {}
@@ -134,7 +138,7 @@ def test_kill_9_of_one_of_three_servers_runs_nothing_twice(
     victim_id = server_ids(url)[victim.proc.pid]
     victim_long = long_ids[1]
     deadline = time.monotonic() + 30
-    while any(clients[0].get(f"/api/v1/jobs/{i}").json()["state"] != "running" for i in victim_long):
+    while any(state(clients[0], i) != "running" for i in victim_long):
         assert time.monotonic() < deadline, "the victim's long jobs never ran"
         time.sleep(0.1)
     # Then the quick ones, through all three in turn, 250 per request.
@@ -177,9 +181,8 @@ def test_cancel_and_logs_through_a_server_that_does_not_own_the_job(
 ) -> None:
     owner, other = trio[0].client(), trio[2].client()
     with owner, other:
-        job = owner.post(
-            "/api/v1/jobs", json={"name": "talks", "spec": "echo hello from $GANTRY_JOB_ID; sleep 60"}
-        ).json()["id"]
+        spec = "echo hello from $GANTRY_JOB_ID; sleep 60"
+        job = owner.post("/api/v1/jobs", json={"name": "talks", "spec": spec}).json()["id"]
         deadline = time.monotonic() + 20
         while other.get(f"/api/v1/jobs/{job}").json()["state"] != "running":
             assert time.monotonic() < deadline
@@ -204,8 +207,9 @@ def test_a_server_back_after_losing_its_lease_takes_nothing(
     stalled = trio[0]
     assert stalled.proc is not None
     with stalled.client() as client:
-        ids = batch(client, [{"name": f"slow_{n}", "spec": f"{mark(marks)}; sleep 3"} for n in range(6)])
-        later = [{"name": f"later_{n}", "spec": mark(marks), "depends_on": ids[:1]} for n in range(6)]
+        slow = [{"name": f"slow_{n}", "spec": f"{mark(marks)}; sleep 3"} for n in range(6)]
+        ids = batch(client, slow)
+        later = [{"name": f"then_{n}", "spec": mark(marks), "depends_on": ids[:1]} for n in range(6)]
         ids += batch(client, later)
     stalled.proc.send_signal(signal.SIGSTOP)
     try:
