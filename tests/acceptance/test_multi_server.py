@@ -209,7 +209,8 @@ def test_a_server_back_after_losing_its_lease_takes_nothing(
     with stalled.client() as client:
         slow = [{"name": f"slow_{n}", "spec": f"{mark(marks)}; sleep 3"} for n in range(6)]
         ids = batch(client, slow)
-        later = [{"name": f"then_{n}", "spec": mark(marks), "depends_on": ids[:1]} for n in range(6)]
+        first = ids[:1]
+        later = [{"name": f"then_{n}", "spec": mark(marks), "depends_on": first} for n in range(6)]
         ids += batch(client, later)
     stalled.proc.send_signal(signal.SIGSTOP)
     try:
