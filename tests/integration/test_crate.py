@@ -366,3 +366,39 @@ async def test_what_a_crate_cannot_hold_is_refused_and_ended_jobs_give_what_exis
         assert "startTime" not in never and "cancelled" in never["error"]
         assert ids(never["object"]) == [f"{m}/data.nc", f"{m}/data.csv"]
         assert "result" not in never  # it never ran: no logs, no outputs
+
+
+def test_a_chain_is_the_ancestors_and_descendants_not_their_other_branches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session
+
+    from gantry import db
+    from gantry.export import chain
+    from gantry.models import Job, JobDependency
+
+    url = f"sqlite:///{tmp_path / 'chain.db'}"
+    db.upgrade(url)
+    database = db.make_engine(url)
+    #   1 -> 2 -> 4        (2 depends on 1, 4 on 2 and 3)
+    #   3 ---------^
+    #   1 -> 5             (a sibling branch of 2)
+    edges = [(2, 1), (4, 2), (4, 3), (5, 1)]
+    with Session(database) as session:
+        session.add_all(Job(id=i, name=f"j{i}", backend="fake") for i in range(1, 6))
+        session.flush()
+        session.add_all(JobDependency(job_id=a, depends_on_id=b) for a, b in edges)
+        session.commit()
+    with database.connect() as conn:
+        assert chain.chain_ids(conn, 2) == [1, 2, 4]  # not 3 (4's other input), not 5
+        assert chain.chain_ids(conn, 1) == [1, 2, 4, 5]
+        assert chain.chain_ids(conn, 4) == [1, 2, 3, 4]
+        jobs = chain.read_jobs(conn, 4, whole=True)
+        assert [j.id for j in chain.in_order(list(reversed(jobs)))][-1] == 4
+        assert [j.depends_on for j in jobs if j.id == 4] == [[2, 3]]
+        assert [j.id for j in chain.read_jobs(conn, 4, whole=False)] == [4]
+        assert chain.read_jobs(conn, 99, whole=True) == []
+        monkeypatch.setattr(chain, "MAX_CHAIN", 2)
+        with pytest.raises(chain.ChainTooLong, match="export the job alone with chain=false"):
+            chain.chain_ids(conn, 1)
+    database.dispose()
