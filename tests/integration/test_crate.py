@@ -328,6 +328,15 @@ async def test_what_a_crate_cannot_hold_is_refused_and_ended_jobs_give_what_exis
         busy = await client.get(f"{API}/jobs/{measure['id']}/crate")
         assert busy.status_code == 409, busy.text
         assert f"job {measure['id']} (measure) is running" in busy.json()["detail"]
+        # an ended job whose dependent waits: the crate of it alone is the way out
+        first = await submit(client, {"name": "first", "spec": "true"})
+        assert (await wait_job(client, first["id"]))["state"] == "completed"
+        both = {"name": "both", "spec": "true", "depends_on": [first["id"], measure["id"]]}
+        waiting = await submit(client, both)
+        held = await client.get(f"{API}/jobs/{first['id']}/crate")
+        assert held.status_code == 409 and f"job {waiting['id']} (both) is queued" in held.text
+        assert f"or export job {first['id']} alone with chain=false" in held.text
+        await crate_of(client, first["id"], tmp_path / "first.zip", chain="false")
         # the Python client: the same answer, the server's words in its error
         gantry = AsyncClient("http://gantry", transport=httpx.ASGITransport(app=app))
         async with gantry:

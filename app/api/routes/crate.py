@@ -79,11 +79,14 @@ async def read_crate(
         raise JobNotFound(job_id)
     pending = [j for j in jobs if engine.is_active(j.id) or j.row["state"] not in TERMINAL]
     if pending:
-        which = ", ".join(f"{j.id} ({j.row['name']}) is {j.row['state']}" for j in pending)
+        which = ", ".join(f"{j.id} ({j.row['name']}) is {j.row['state']}" for j in pending[:5])
+        more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+        them = "them" if len(pending) > 1 else "it"
         itself = any(j.id == job_id for j in pending)
         alone = "" if itself else f"; or export job {job_id} alone with chain=false"
         raise HTTPException(
-            409, f"a crate holds only ended jobs, and job {which}: wait for it to end{alone}"
+            409,
+            f"a crate holds only ended jobs, and job {which}{more}: wait for {them} to end{alone}",
         )
     for job in jobs:
         _locate(job, engine, catalog)
