@@ -18,7 +18,14 @@ from gantry.backends.base import BackendMetrics
 from gantry.metrics import Latencies, Metrics, StoredCounts
 from gantry.settings import Settings
 from tests.fakes import FakeBackend
-from tests.integration.instruments import instrument_app, job_body, ready, task, wait_job
+from tests.integration.instruments import (
+    instrument_app,
+    job_body,
+    ready,
+    samples,
+    task,
+    wait_job,
+)
 from tests.integration.test_auth import make_token
 
 API = "/api/v1"
@@ -153,7 +160,8 @@ async def test_driver_samples_and_lost_samples_are_the_jobs(tmp_path: Path) -> N
         assert done["state"] == "completed", done
         found = await scrape(client)
         stored = value(found, "gantry_driver_samples_total", driver="example_counter")
-        assert done["reason"] == "1 task completed, 10 samples" and stored == 10
+        data = await samples(client, done["id"])
+        assert stored == sum(len(role["samples"]) for role in data["roles"]) == 10
         assert value(found, "gantry_driver_samples_lost_total", driver="example_counter") == 0
         assert value(found, "gantry_jobs", backend="instrument", state="completed") == 1
 
