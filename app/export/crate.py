@@ -190,8 +190,7 @@ class _Builder(CrateGraph):
             f"{folder}/script.sh",
             {
                 "@type": ["File", "SoftwareSourceCode"],
-                "description": "The job's shell script, as submitted.",
-                "programmingLanguage": "bash",
+                "description": "The job's shell script, as submitted (run by bash).",
             },
         )
         backend = self.entity(
@@ -310,7 +309,8 @@ def build_crate(
     folder that is removed here, whatever happens.
     """
     work = Path(tempfile.mkdtemp(prefix=f"gantry-crate-{focus}-"))
-    builder = _Builder(ROCrate(version=RO_CRATE_VERSION), work, api.rstrip("/"))
+    crate = ROCrate(version=RO_CRATE_VERSION, gen_preview=True)  # ro-crate-preview.html, for people
+    builder = _Builder(crate, work, api.rstrip("/"))
     try:
         actions = [builder.add_job(job) for job in in_order(jobs)]
         head = next(j for j in jobs if j.id == focus)

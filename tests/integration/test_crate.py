@@ -254,6 +254,7 @@ async def test_a_measure_then_analyse_chain_validates_and_holds_every_data_point
         assert zf.read(f"{a}/outputs/fit.txt").splitlines()[0].startswith(b'{"uts"')
         assert f"{a}/stdout.log" in names and b"fitting 10 lines" in zf.read(f"{a}/stdout.log")
         assert not any(w in n for w in ("missing", "null", "stale") for n in names)
+        assert b"gantry job" in zf.read("ro-crate-preview.html")  # a page for people
 
         root = g["./"]
         assert ids(root["mentions"]) == [f"#job-{measure['id']}", f"#job-{analyse['id']}"]
