@@ -24,7 +24,7 @@ from itertools import accumulate
 from typing import Protocol
 
 import anyio
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,6 +32,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.core import SummaryMetricFamily as SummaryFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy import Engine as Database
@@ -330,12 +331,15 @@ class Metrics:
         self._state = StateCollector(backends, writer, drivers)
         self.registry.register(self._state)
 
-    async def scrape(self) -> bytes:
-        """The Prometheus text exposition, the database read first on a worker thread."""
+    async def scrape(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition and its content type: OpenMetrics if ``accept`` (a request's
+        Accept header) asks for it, else Prometheus text; the database read first, on
+        a worker thread."""
         if self._state is not None:
             try:
                 self._state.stored = await anyio.to_thread.run_sync(self._stored.read)
             except SQLAlchemyError as exc:  # away (a restart): the rest still answers
                 log.debug("metrics: the database did not answer: %s", exc)
                 self._state.stored = None
-        return generate_latest(self.registry)
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type

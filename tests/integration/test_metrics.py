@@ -10,6 +10,9 @@ from typing import Any
 
 import anyio
 import httpx
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import Connection, create_engine, text
@@ -149,6 +152,16 @@ async def test_metrics_need_a_read_token_once_tokens_exist(
         assert "gantry_jobs" in found
 
 
+async def test_openmetrics_when_the_scraper_asks_for_it(client: httpx.AsyncClient) -> None:
+    accept = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    response = await client.get("/metrics", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    names = {f.name for f in openmetrics_families(response.text)}
+    assert {"gantry_jobs", "gantry_dispatch_seconds", "gantry_backend_commands"} <= names
+
+
 async def test_driver_samples_and_lost_samples_are_the_jobs(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "var", default_backend="fake")
     async with instrument_app(settings) as (client, _):
@@ -210,7 +223,8 @@ async def test_a_scrape_while_the_database_is_away_still_answers() -> None:
     try:
         metrics = Metrics(away)
         metrics.read_from(backends={}, writer=Depth())
-        text = (await metrics.scrape()).decode()
+        body, _ = await metrics.scrape()
+        text = body.decode()
         found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
         assert found["gantry_database_up"] == 0
         assert found["gantry_writer_queue_depth"] == 7

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from gantry.api.auth import require_for_method
 from gantry.metrics import Metrics
@@ -23,11 +24,21 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+TEXT = {"schema": {"type": "string"}}
+
+
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: TEXT, OPENMETRICS: TEXT}}},
 )
-async def metrics(server: Annotated[Metrics, Depends(_metrics)]) -> Response:
-    """Jobs by state and backend, latencies, backend polls, driver samples, writer, leases."""
-    return Response(await server.scrape(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(
+    server: Annotated[Metrics, Depends(_metrics)],
+    accept: Annotated[str, Header(include_in_schema=False)] = "",
+) -> Response:
+    """Jobs by state and backend, latencies, backend polls, driver samples, writer, leases.
+
+    Prometheus text, or OpenMetrics when the Accept header asks for it.
+    """
+    body, content_type = await server.scrape(accept)
+    return Response(body, media_type=content_type)
