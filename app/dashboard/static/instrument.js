@@ -11,7 +11,7 @@ import { followData } from "./plot.js";
 const TASK_PAGE = 100;
 const TASK_POLL_MS = 2000;
 
-let data = null; // {id, follower, ended}
+let data = null; // {id, follower, waiting: the job has not started}
 let tasks = null; // {id, timer, after, items}
 
 /** The job (JobShown) is open or changed. */
@@ -44,11 +44,17 @@ function showData(job) {
   section.hidden = false;
   const ended = TERMINAL.has(job.state);
   downloads(job, ended);
-  if (data?.id === job.id) return;
-  stopData();
   const status = (text) => fill($("#data-status"), text);
+  if (data?.id === job.id) {
+    if (data.waiting && job.state === "running") status("following the data live…");
+    data.waiting &&= job.state !== "running";
+    return;
+  }
+  stopData();
   // Nothing is stored before the job runs; follow=true waits for it.
-  data = { id: job.id, follower: followData($("#plots"), job.id, status), ended };
+  const waiting = job.state === "queued" || job.state === "submitted";
+  data = { id: job.id, follower: followData($("#plots"), job.id, status), waiting };
+  if (waiting) status("the job has not started: its data shows here as it is taken");
 }
 
 function stopData() {
