@@ -412,3 +412,30 @@ def test_a_chain_is_the_ancestors_and_descendants_not_their_other_branches(
         with pytest.raises(chain.ChainTooLong, match="export the job alone with chain=false"):
             chain.chain_ids(conn, 1)
     database.dispose()
+
+
+def test_driver_software_names_the_package_that_ran_even_through_the_tomato_adapter() -> None:
+    from importlib.metadata import version
+
+    from gantry.drivers.example_counter import DriverInterface as Counter
+    from gantry.drivers.registry import driver_software
+    from gantry.drivers.tomato_host import resolve_tomato_driver
+    from gantry.export.parts import package_url
+
+    assert driver_software(Counter) == {
+        "module": "gantry.drivers.example_counter",
+        "interface": "2.0",
+        "package": "gantry",
+        "version": version("gantry"),
+    }
+    tomato = driver_software(resolve_tomato_driver("tomato:example_counter"))
+    assert tomato == {
+        "module": "tomato_example_counter",
+        "interface": "2.1",
+        "package": "tomato-example-counter",
+        "version": version("tomato-example-counter"),
+    }
+    assert package_url("tomato-example-counter") == (
+        "https://github.com/dgbowl/tomato-example-counter/"
+    )
+    assert package_url("no-such-package") is None
