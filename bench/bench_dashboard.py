@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_million import cached_db
 from common import (
+    ROOT,
     Server,
     add_nice_arg,
     check,
@@ -55,17 +56,14 @@ from common import (
     start_results,
 )
 
+# The browser tests' Chromium, with the same flags.
+sys.path.insert(0, str(ROOT))
+from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS
+
 API = "/api/v1"
 LAG_TARGET_S = 1.0
 BUSY_TARGET = 0.5
 PAINT_TARGET_MS = 300.0
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
 
 # Before any page script: long tasks, and when the jobs table got its first row.
 PROBES = """

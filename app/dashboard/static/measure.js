@@ -3,9 +3,10 @@
 // writable attrs, and values are checked against the attrs' limits and
 // options before anything is sent; the server checks them again (422).
 
-import { api, describe, fieldOf } from "./api.js";
+import { api, fieldOf } from "./api.js";
 import { $, fill, h } from "./dom.js";
 import { limitsText } from "./lab.js";
+import { submitJob } from "./submit.js";
 
 // SI prefixes: "20 ms" for an attr in "s" is checked here; other units are the server's.
 const PREFIXES = { p: 1e-12, n: 1e-9, u: 1e-6, "µ": 1e-6, m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9 };
@@ -175,32 +176,13 @@ function readForm(form) {
   };
 }
 
-async function onSubmit(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const button = form.querySelector("button[type=submit]");
-  showErrors([]);
-  let body;
-  try {
-    body = readForm(form);
-  } catch (problems) {
-    showErrors(problems);
-    return;
-  }
-  button.disabled = true;
-  fill($("#measure-result"), "submitting…");
-  try {
-    const job = await api("jobs", { method: "POST", body });
-    fill($("#measure-result"), "Submitted ", h("a", { href: `#/jobs/${job.id}` }, `job #${job.id}`), ".");
-    location.hash = `#/jobs/${job.id}`;
-  } catch (error) {
-    fill($("#measure-result"));
-    showErrors(error.problems.length
-      ? error.problems.map((p) => ({ field: serverField(p), msg: `${fieldOf(p)}: ${p.msg}` }))
-      : [{ field: "", msg: describe(error.detail) || error.message }]);
-  } finally {
-    button.disabled = false;
-  }
+function onSubmit(event) {
+  return submitJob(event, {
+    read: readForm,
+    result: $("#measure-result"),
+    showErrors,
+    toProblem: (p) => ({ field: serverField(p), msg: `${fieldOf(p)}: ${p.msg}` }),
+  });
 }
 
 /** The form field of a 422 item: body.payload.method.<i>.task_params.<attr>. */

@@ -1,4 +1,5 @@
 // The submit form: one command job, the API's 422 messages shown beside it.
+// submitJob() is shared with the Measure form.
 
 import { api, fieldOf } from "./api.js";
 import { $, fill, h, toast } from "./dom.js";
@@ -23,32 +24,44 @@ export function setBackendChoices(backends) {
   select.value = backends.some((b) => b.name === chosen) ? chosen : "";
 }
 
-async function onSubmit(event) {
+function onSubmit(event) {
+  return submitJob(event, {
+    read: (form) => readForm(form.elements),
+    result: $("#submit-result"),
+    showErrors,
+    toProblem: (p) => ({ field: fieldOf(p), msg: p.msg }),
+  });
+}
+
+/**
+ * Send a form's job and open it. `read(form)` returns the body or throws
+ * what is wrong ({field, msg}, or a list of them); `toProblem` turns the
+ * API's 422 items into the same, for `showErrors`.
+ */
+export async function submitJob(event, { read, result, showErrors: show, toProblem }) {
   event.preventDefault();
   const form = event.currentTarget;
   const button = form.querySelector("button[type=submit]");
-  showErrors([]);
+  show([]);
   let body;
   try {
-    body = readForm(form.elements);
-  } catch (problem) {
-    showErrors([problem]);
+    body = read(form);
+  } catch (problems) {
+    show(Array.isArray(problems) ? problems : [problems]);
     return;
   }
   button.disabled = true;
-  fill($("#submit-result"), "submitting…");
+  fill(result, "submitting…");
   try {
     const job = await api("jobs", { method: "POST", body });
-    const link = h("a", { href: `#/jobs/${job.id}` }, `job #${job.id}`);
-    fill($("#submit-result"), "Submitted ", link, ".");
+    fill(result, "Submitted ", h("a", { href: `#/jobs/${job.id}` }, `job #${job.id}`), ".");
     if (job.warnings.length) toast(`Job ${job.id} has warnings: see its panel.`, "warn");
     location.hash = `#/jobs/${job.id}`;
   } catch (error) {
-    fill($("#submit-result"));
-    const problems = error.problems.length
-      ? error.problems.map((p) => ({ field: fieldOf(p), msg: p.msg }))
-      : [{ field: "", msg: error.message }];
-    showErrors(problems);
+    fill(result);
+    show(error.problems.length
+      ? error.problems.map(toProblem)
+      : [{ field: "", msg: error.message }]);
   } finally {
     button.disabled = false;
   }
