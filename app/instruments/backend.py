@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from gantry.backends.base import (
+    Accounting,
     Backend,
     BackendContext,
     BackendError,
@@ -216,7 +217,9 @@ class InstrumentBackend(Backend):
             await self.pipelines.release(entry.pipeline, entry.job.job_id)
         except Exception:
             log.exception("could not let go of pipeline %s", entry.pipeline)
-        self._report(ref, StatusReport(status, reason=reason, ended_at=time.time()))
+        cost = Accounting(driver_time=entry.run.driver_seconds, samples=entry.run.samples)
+        report = StatusReport(status, reason=reason, ended_at=time.time(), accounting=cost)
+        self._report(ref, report)
 
     async def _reset(self, components: list[Component]) -> None:
         async def reset(comp: Component) -> None:

@@ -72,6 +72,8 @@ class MethodRun:
         self.cancelled = False
         self.failure: str | None = None
         self.samples = 0
+        #: seconds the driver's tasks ran, summed over tasks (the job's accounting)
+        self.driver_seconds = 0.0
         #: sampling ticks the components skipped because they fell behind
         self.missed = 0
         self.last_uts: float | None = None
@@ -177,6 +179,9 @@ class MethodRun:
                 self._began[task.task_name].set()
                 self._ended[task.task_name].set()
         final = latest[0]
+        if final.started_at is not None:
+            ended = final.ended_at if final.ended_at is not None else time.time()
+            self.driver_seconds += max(0.0, ended - final.started_at)
         self.missed += final.missed
         self.host.missed[comp.device.driver] += final.missed
         if final.state is TaskState.FAILED:

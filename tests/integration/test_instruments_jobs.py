@@ -43,6 +43,10 @@ async def test_a_job_waits_for_a_ready_pipeline_with_its_sample_then_runs(
         done = await wait_job(client, job["id"])
         assert done["state"] == "completed", done
         assert done["reason"] == "1 task completed, 10 samples"
+        # The job's accounting: the samples taken and the driver's time on the task.
+        cost = done["accounting"]
+        assert cost["samples"] == 10
+        assert 0.4 <= cost["driver_seconds"] <= 5.0
         events = (await client.get(f"{API}/jobs/{job['id']}/events")).json()["items"]
         assert [e["to_state"] for e in events] == ["queued", "submitted", "running", "completed"]
         data = await samples(client, job["id"])
