@@ -5,11 +5,13 @@ A caller that gives up (its time bound) tells the process to cancel the call.
 Task changes go to ``on_task``. When the channel ends, every call still
 waiting gets a failed Reply with the reason, never an exception.
 
-Drains (``task_data``) wait up to :data:`COALESCE` to leave together: each
+Drains (``task_data``) leave at most one frame per :data:`COALESCE`: each
 component's drain runs on its own timer, so 50 components drained every
 50 ms would be 1,000 frames a second each way; coalesced, they are about
-100, and the process answers each batch with one frame too. Any other call
-takes the drains waiting with it, so the order of calls is kept.
+100, and the process answers each batch with one frame too. A drain with
+none before it in the window leaves at once, so a lone job's first samples
+are not held back. Any other call takes the drains waiting with it, so the
+order of calls is kept.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Link:
         #: deferred calls not sent yet, and the flusher's wakeup
         self._outgoing: list[dict[str, Any]] = []
         self._queued = anyio.Event()
+        self._drained_at = -COALESCE  # when drains last left (anyio's clock)
 
     # -- what the proxy asks -----------------------------------------------------
 
@@ -88,10 +91,13 @@ class Link:
         if kwargs:
             message["kwargs"] = plain(kwargs)
         try:
-            if method in DEFERRED:
+            if method not in DEFERRED:
+                await self._send(message)
+            elif self._outgoing or anyio.current_time() - self._drained_at < COALESCE:
                 self._outgoing.append(message)
                 self._queued.set()
             else:
+                self._drained_at = anyio.current_time()
                 await self._send(message)
             await waiter.done.wait()
         except anyio.get_cancelled_exc_class():
@@ -149,9 +155,10 @@ class Link:
     async def _flush_deferred(self) -> None:
         while True:
             await self._queued.wait()
-            await anyio.sleep(COALESCE)
+            await anyio.sleep_until(self._drained_at + COALESCE)
             self._queued = anyio.Event()
             if self._outgoing and self.closed is None:
+                self._drained_at = anyio.current_time()
                 with contextlib.suppress(ChannelClosed):  # the supervisor says why
                     await self._send()
 
