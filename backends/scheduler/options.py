@@ -69,3 +69,17 @@ def option_defaults(
         return check(given)
     except ValueError as exc:
         raise BackendError(f"backend.{backend} config: {exc}") from None
+
+
+def read_numbers(
+    settings: Any, config: Mapping[str, str], backend: str, low: Mapping[str, float] | None = None
+) -> None:
+    """Set each number field of ``settings`` the config names, checked: seconds (floats)
+    at least 0.01, counts (ints) at least 0, unless ``low`` says otherwise."""
+    for key in config:
+        current = getattr(settings, key, None)
+        if isinstance(current, bool) or not isinstance(current, int | float):
+            continue  # not a number setting (a job option's default, a path)
+        kind = type(current)
+        floor = (low or {}).get(key, 0.01 if kind is float else 0)
+        setattr(settings, key, config_number(config, backend, key, kind, floor))

@@ -25,12 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gantry.backends.scheduler.options import config_number, name_prefix, option_defaults
+from gantry.backends.scheduler.options import name_prefix, option_defaults, read_numbers
 from gantry.backends.sge.accounting import default_path
 from gantry.backends.sge.submission import OPTION_DEFAULTS, normalise_options
-
-_FLOATS = ("poll_interval", "fast_poll_interval", "retry_delay", "command_timeout",
-           "forget_after", "accounting_wait")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -50,11 +47,7 @@ class SgeSettings:
     def from_config(cls, config: Mapping[str, str]) -> SgeSettings:
         """Read the config strings; BackendError names a bad key and the fix."""
         settings = cls()
-        for key in _FLOATS:
-            if key in config:
-                setattr(settings, key, config_number(config, "sge", key, float, 0.01))
-        if "submit_retries" in config:
-            settings.submit_retries = config_number(config, "sge", "submit_retries", int, 0)
+        read_numbers(settings, config, "sge")
         if config.get("accounting_file"):
             settings.accounting_file = Path(config["accounting_file"])
         settings.job_name_prefix = name_prefix(config, "sge")

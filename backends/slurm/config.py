@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gantry.backends.scheduler.options import config_number, name_prefix, option_defaults
+from gantry.backends.scheduler.options import name_prefix, option_defaults, read_numbers
 from gantry.backends.slurm.submission import OPTION_DEFAULTS, normalise_options
 
 
@@ -45,14 +45,7 @@ class SlurmSettings:
     def from_config(cls, config: Mapping[str, str]) -> SlurmSettings:
         """Read the config strings; BackendError names a bad key and the fix."""
         settings = cls()
-        for key in ("poll_interval", "fast_poll_interval", "retry_delay", "command_timeout",
-                    "forget_after", "accounting_wait"):  # fmt: skip
-            if key in config:
-                setattr(settings, key, config_number(config, "slurm", key, float, 0.01))
-        for key in ("fast_poll_cycles", "submit_retries", "submit_concurrency"):
-            if key in config:
-                low = 1 if key == "submit_concurrency" else 0
-                setattr(settings, key, config_number(config, "slurm", key, int, low))
+        read_numbers(settings, config, "slurm", {"submit_concurrency": 1})
         settings.job_name_prefix = name_prefix(config, "slurm", settings.job_name_prefix)
         settings.option_defaults = option_defaults(
             config, "slurm", OPTION_DEFAULTS, normalise_options

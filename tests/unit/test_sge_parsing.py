@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gantry.backends.base import BackendStatus, JobSubmission
+from gantry.backends.base import BackendError, BackendStatus, JobSubmission
+from gantry.backends.sge.config import SgeSettings
 from gantry.backends.sge.parsing import (
     parse_accounting_line,
     parse_qacct,
@@ -188,3 +189,16 @@ def test_an_array_task_sees_its_index_and_an_offset_one_writes_its_own_logs(
 def test_normalised_options_normalise_to_themselves() -> None:
     once = normalise_options({"walltime": "0:0:1", "memory": "1g", "cores": 2})
     assert normalise_options(once) == once and once["walltime"] == "00:00:01"
+
+
+def test_config_keys_are_read_and_bad_ones_named() -> None:
+    settings = SgeSettings.from_config(
+        {"poll_interval": "2", "submit_retries": "1", "accounting_file": "/x/acct", "queue": "a.q"}
+    )
+    assert (settings.poll_interval, settings.submit_retries) == (2.0, 1)
+    assert settings.accounting_file == Path("/x/acct")
+    assert settings.option_defaults["queue"] == "a.q"
+    with pytest.raises(BackendError, match=r"backend.sge.poll_interval '0' .* float >= 0.01"):
+        SgeSettings.from_config({"poll_interval": "0"})
+    with pytest.raises(BackendError, match=r"backend.sge.submit_retries 'x' .* int >= 0"):
+        SgeSettings.from_config({"submit_retries": "x"})
