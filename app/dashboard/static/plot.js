@@ -58,7 +58,9 @@ export function followData(root, id, status) {
     let later = false;
     for (const role of roles.values()) {
       if (!role.dirty || !role.visible) continue;
-      if (now - role.drawnAt >= REDRAW_MS) role.draw(now);
+      // A long curve takes longer to draw: then it is drawn less often, so
+      // that no chart spends more than a tenth of the time drawing.
+      if (now - role.drawnAt >= Math.max(REDRAW_MS, 10 * role.drawCost)) role.draw(now);
       else later = true;
     }
     if (later) schedule();
@@ -139,6 +141,7 @@ class Role {
     this.dirty = false;
     this.visible = false;
     this.drawnAt = -Infinity; // performance.now() of the last redraw
+    this.drawCost = 0; // how long it took, ms
     this.layoutKey = "";
     this.drawn = { points: 0, uts: null, at: 0 };
     this.lastUts = null;
@@ -190,9 +193,12 @@ class Role {
     if (!this.chartClass || !this.x.length) return;
     this.dirty = false;
     this.drawnAt = now;
+    const start = performance.now();
     const layout = JSON.stringify([...this.columns].map(([k, c]) => [k, c.unit]));
     if (layout !== this.layoutKey) this.build(layout);
     this.chart.setData([this.x, ...[...this.columns.values()].map((c) => c.values)]);
+    // uPlot draws in a microtask of its own: this one runs after it.
+    queueMicrotask(() => { this.drawCost = performance.now() - start; });
     this.drawn = { points: this.x.length, uts: this.lastUts, at: Date.now() / 1000 };
     fill(this.caption.querySelector(".plot-count"),
       `${this.x.length} point${this.x.length === 1 ? "" : "s"}`);
@@ -238,6 +244,7 @@ class Role {
     return {
       role: this.name, received: this.count, lastUts: this.lastUts, visible: this.visible,
       drawnPoints: this.drawn.points, drawnUts: this.drawn.uts, drawnAt: this.drawn.at,
+      drawMs: this.drawCost,
     };
   }
 
