@@ -37,13 +37,8 @@ def servers(root: Path, url: str, count: int, **env: str) -> list[ServerProcess]
     shared = root / "var"
     made = []
     for k in range(count):
-        proc = ServerProcess(
-            root / f"s{k}",
-            GANTRY_DATABASE_URL=url,
-            GANTRY_SERVER_LEASE=LEASE,
-            GANTRY_ENABLED_BACKENDS='["local"]',
-            **env,
-        )
+        settings = {"GANTRY_SERVER_LEASE": LEASE, "GANTRY_ENABLED_BACKENDS": '["local"]', **env}
+        proc = ServerProcess(root / f"s{k}", GANTRY_DATABASE_URL=url, **settings)
         proc.root.mkdir()
         proc.data_dir = shared
         made.append(proc)
