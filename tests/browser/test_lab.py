@@ -160,10 +160,13 @@ def test_pipeline_measure_live_plot_and_refused_parameter(
     assert crate.status_code == 200 and crate.content[:2] == b"PK", crate.text[:200]
     keep(watched, tmp_path, "job-completed")
 
-    # The job ended: the pipeline keeps its sample and is not ready any more.
+    # The job ended: the pipeline keeps its sample and is not ready any more; eject it.
     nav(page, "Pipelines")
     expect(row.locator("td.ready")).to_have_text("not ready")
     expect(row.locator("td.sample")).to_have_text("S1")
+    row.get_by_role("button", name="Eject").click()
+    expect(row.locator("td.sample")).to_have_text("—")
+    expect(row.get_by_label("Sample for pip-counter-1")).to_be_visible()
     api.close()
     watched.assert_clean()
 
