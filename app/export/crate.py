@@ -330,7 +330,11 @@ def build_crate(
         # A crate must name a licence: without one chosen, it says so (all rights reserved).
         root["license"] = builder.entity(
             license or "#no-licence-chosen",
-            {"@type": "CreativeWork", "name": license.rsplit("/", 1)[-1]}
+            {
+                "@type": "CreativeWork",
+                "name": license.rsplit("/", 1)[-1],
+                "description": "The data's licence, as given when the crate was exported.",
+            }
             if license
             else {"@type": "CreativeWork", "name": "no licence chosen", "description": UNLICENSED},
         )
