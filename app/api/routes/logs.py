@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from gantry.api.deps import EngineDep, JobId, JobRowsDep
 from gantry.api.sse import SSE_RESPONSE, Event, dumps, follow, stream
+from gantry.backends.base import task_log_path
+from gantry.jobs.arrays import MAX_INDEX, parse_array
 from gantry.jobs.states import TERMINAL
 from gantry.schemas import ErrorBody, LogChunk
 
@@ -55,11 +57,20 @@ async def read_logs(
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_CHUNK)] = MAX_CHUNK,
     attempt: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    task: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="An array job's task: its own log.")
+    ] = None,
     follow: bool = False,
 ) -> Any:
-    """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends."""
+    """A job's stdout or stderr from ``offset``; ``follow=true`` streams until it ends.
+
+    With ``task``, the log of that task of an array job (followed until the
+    array ends).
+    """
     job = await jobs(job_id)
     path = engine.log_path(job_id, job["backend"], attempt or job["attempt"], stream_name)
+    if task is not None:
+        path = _task_log(job, path, task)
 
     async def running() -> bool:
         # Another server may run it (several servers): then its row says whether it ended.
@@ -82,6 +93,18 @@ async def read_logs(
         complete=ended and next_offset >= size,
     )
     return Response(chunk.model_dump_json(), media_type="application/json")
+
+
+def _task_log(job: dict[str, Any], path: Path, task: int) -> Path:
+    """Where task ``task`` of the array job ``job`` writes the log ``path`` names."""
+    spec = job.get("array")
+    if not spec:
+        raise HTTPException(
+            404, f"job {job['id']} is not an array job: it has no task {task}; leave out task="
+        )
+    if task not in parse_array(spec, max_tasks=MAX_INDEX + 1):
+        raise HTTPException(404, f"job {job['id']} has no task {task}: its tasks are {spec}")
+    return task_log_path(path, task)
 
 
 def _follow(
