@@ -68,13 +68,16 @@ def machine_id() -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (dead, not yet reaped by its parent) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    except OSError:
+        return True  # cannot tell: alive, to be safe
+    state = stat.rfind(b")") + 2  # after "pid (comm) "
+    return stat[state : state + 1] != b"Z"
 
 
 class LeaseLost(RuntimeError):
