@@ -9,6 +9,7 @@ not to be blank.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -181,7 +182,7 @@ def test_array_job_panel_shows_task_counts_tasks_and_accounting(
     with server.client() as api:
         made = api.post(
             "/api/v1/jobs",
-            json={"name": "sweep", "spec": "echo $GANTRY_ARRAY_INDEX", "array": "0-3"},
+            json={"name": "sweep", "spec": "echo task $GANTRY_ARRAY_INDEX", "array": "0-3"},
         )
         assert made.status_code == 201, made.text
     page = watched.page
@@ -199,5 +200,10 @@ def test_array_job_panel_shows_task_counts_tasks_and_accounting(
         "iB"
     )
     expect(page.locator("#detail-data")).to_be_hidden()
+    # A task's row shows that task's own log.
+    section.locator("#tasks-body tr[data-index='2']").click()
+    expect(page.locator("#log")).to_have_text("task 2\n")
+    expect(page.locator("#log-status")).to_contain_text("end of stdout of task 2")
+    expect(section.locator("#tasks-body tr[data-index='2']")).to_have_class(re.compile("selected"))
     keep(watched, tmp_path, "array-job")
     watched.assert_clean()

@@ -13,6 +13,7 @@ const LOG_RETRIES = 5; // in a row without any text: then the log is unavailable
 let current = null; // {id, job, loading, lastEventId, buffered: events before the job came}
 let log = null; // {id, stream, attempt, offset, source, timer, chars, failures}
 let logStream = "stdout";
+let logTask = null; // an array job's task whose log is shown; null: the job's own
 let cancelArmed = 0; // timer while "Confirm cancel" is showing
 
 export function initDetail() {
@@ -26,6 +27,11 @@ export function initDetail() {
     });
   }
   $("#cancel-button").addEventListener("click", onCancel);
+  // A click on an array task's row (instrument.js): its log, or the array's again.
+  document.addEventListener("gantry:task-log", (e) => {
+    logTask = logTask === e.detail ? null : e.detail;
+    if (current?.job) openLog();
+  });
   // Only the duration ticks: rebuilding the fields would drop the user's text selection.
   setInterval(() => {
     const duration = $("#detail-duration");
@@ -39,6 +45,7 @@ export async function openDetail(id) {
   hideLab();
   disarmCancel();
   current = { id, job: null, loading: true, lastEventId: 0, buffered: [] };
+  logTask = null;
   $("#detail").hidden = false;
   fill($("#detail-title"), `Job ${id}`);
   fill($("#detail-sub"), "loading…");
@@ -209,17 +216,24 @@ function openLog() {
   const job = current.job;
   log = {
     id: job.id, stream: logStream, attempt: Math.max(job.attempt, 1), offset: 0,
-    source: null, timer: 0, chars: 0, failures: 0,
+    source: null, timer: 0, chars: 0, failures: 0, task: logTask,
   };
+  // The task rows are redrawn as they are read again: they look here.
+  $("#tasks-body").dataset.selected = logTask ?? "";
+  for (const tr of document.querySelectorAll("#tasks-body tr[data-index]")) {
+    tr.classList.toggle("selected", Number(tr.dataset.index) === logTask);
+  }
   connectLog(log);
 }
 
 function connectLog(state) {
   const params = { stream: state.stream, follow: "true", offset: state.offset };
   if (state.attempt > 1) params.attempt = state.attempt;
+  if (state.task !== null) params.task = state.task;
   const source = new EventSource(streamUrl(`jobs/${state.id}/logs`, params));
   state.source = source;
-  const which = `${state.stream}${state.attempt > 1 ? ` (attempt ${state.attempt})` : ""}`;
+  const which = `${state.stream}${state.task !== null ? ` of task ${state.task}` : ""}` +
+    `${state.attempt > 1 ? ` (attempt ${state.attempt})` : ""}`;
   logStatus(`following ${which}…`);
   source.addEventListener("log", (e) => {
     state.offset = Number(e.lastEventId) || state.offset;

@@ -156,13 +156,20 @@ function emptyRow(text) {
 function taskRow(task) {
   const started = task.started_at ? Date.parse(task.started_at) : null;
   const ended = task.ended_at ? Date.parse(task.ended_at) : null;
-  return h("tr", { dataset: { index: task.index } },
+  const showLog = () => document.dispatchEvent(new CustomEvent("gantry:task-log", { detail: task.index }));
+  const selected = $("#tasks-body").dataset.selected === String(task.index);
+  return h("tr", {
+    dataset: { index: task.index },
+    class: selected ? "clickable selected" : "clickable",
+    title: "Show this task's log (again: the array's)",
+    onclick: showLog,
+  },
     h("td", { class: "num" }, String(task.index)),
     h("td", {}, badge(task.state)),
     h("td", { class: "num" }, task.exit_code ?? ""),
     h("td", { class: "time", title: fullTime(task.started_at) }, shortTime(task.started_at)),
     h("td", { class: "num" }, started && ended ? formatDuration(ended - started) : ""),
-    h("td", { class: "num" }, cpuText(task.accounting) || ""),
+    h("td", { class: "num", title: cpuText(task.accounting) }, cpuTotal(task.accounting)),
     h("td", { class: "num" }, bytesText(task.accounting?.max_rss_bytes) || ""),
     h("td", { class: "reason", title: task.reason || "" }, task.reason || ""),
   );
@@ -177,6 +184,13 @@ export function cpuText(accounting) {
   if (user == null && sys == null) return "";
   const s = (x) => (x == null ? "?" : `${x.toFixed(2)} s`);
   return `${s(user)} user + ${s(sys)} sys`;
+}
+
+/** "0.93 s": user plus system (the row's title has each). */
+function cpuTotal(accounting) {
+  const user = accounting?.cpu_user_seconds;
+  const sys = accounting?.cpu_system_seconds;
+  return user == null && sys == null ? "" : `${((user ?? 0) + (sys ?? 0)).toFixed(2)} s`;
 }
 
 /** "212.4 MiB" */
