@@ -171,7 +171,7 @@ def test_kill_9_of_one_of_three_servers_runs_nothing_twice(
         client.close()
 
 
-def test_cancel_and_logs_through_a_server_that_does_not_own_the_job(
+def test_cancel_logs_and_dependencies_through_a_server_that_does_not_own_the_job(
     trio: list[ServerProcess], tmp_path: Path
 ) -> None:
     owner, other = trio[0].client(), trio[2].client()
@@ -185,6 +185,10 @@ def test_cancel_and_logs_through_a_server_that_does_not_own_the_job(
         while "hello" not in other.get(f"/api/v1/jobs/{job}/logs").text:
             assert time.monotonic() < deadline, "the log never showed through another server"
             time.sleep(0.1)
+        # Dependencies across servers: one that completes releases, one cancelled dooms.
+        quick = owner.post("/api/v1/jobs", json={"name": "quick", "spec": "true"}).json()["id"]
+        after = [{"name": f"after_{d}", "spec": "true", "depends_on": [d]} for d in (quick, job)]
+        released, doomed = batch(other, after)
         answer = other.post(f"/api/v1/jobs/{job}/cancel")
         assert answer.status_code == 202, answer.text
         assert answer.json()["state"] == "cancelling"
@@ -192,6 +196,10 @@ def test_cancel_and_logs_through_a_server_that_does_not_own_the_job(
             assert time.monotonic() < deadline, f"not cancelled through another server: {state}"
             time.sleep(0.1)
         assert other.post(f"/api/v1/jobs/{job}/cancel").status_code == 409
+        ended = wait_ended(other, [released, doomed])
+        assert ended[released]["state"] == "completed"
+        assert ended[doomed]["state"] == "cancelled"
+        assert f"dependency {job}" in ended[doomed]["reason"]
 
 
 def test_a_server_back_after_losing_its_lease_takes_nothing(
