@@ -1,12 +1,13 @@
 """Several servers on one PostgreSQL: identity, heartbeat, takeover, fencing.
 
 Each server has a row in ``gantry_server`` and renews its lease (the row's
-``heartbeat_at``, by the database's clock) every tick; each unfinished job
-has one owner, the server that submitted it or took it over. Every tick a
-server also
+``heartbeat_at``, by the database's clock) every tick from a thread of its
+own, so a busy event loop does not lose it; each unfinished job has one
+owner, the server that submitted it or took it over. Every tick a server
 
 - takes over the jobs of a dead server: one whose process is gone (same
-  machine: its pid is checked) or whose lease ran out while this server was
+  machine: its pid is checked), one retired (it stopped, or was taken over),
+  or one whose lease ran out while this server was
   itself connected for a whole lease (so a restart of the database, which
   silences everyone at once, kills no one); jobs of a backend bound to its
   machine (``local``, ``instrument``) move only to a server on the same host.
@@ -16,7 +17,7 @@ server also
 - releases its jobs waiting for a dependency another server ran, once it ended;
 - publishes other servers' job events to its own streams.
 
-A server that finds its row gone has lost its lease: the others own its
+A server that finds its row retired has lost its lease: the others own its
 jobs now. It stops its backends (nothing more starts) and its process, and
 touches nothing it no longer owns (its writes are fenced by owner in
 :mod:`gantry.jobs.store`). Its process manager starts it again as a new server.
