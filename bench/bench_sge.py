@@ -8,14 +8,19 @@
 4. Release the gate (``qrls``); wait until every final state is reported and
    measure how long after the job's own end (``date +%s.%N``, its last act,
    so before SGE's end) each report came: an upper bound of the delay after
-   SGE's end. Commands per cycle are counted over this phase too.
+   SGE's end. A watcher of its own reads the accounting file every 50 ms
+   and notes when each job's record appeared: the delay after that is the
+   delay after the scheduler's final state. Commands per cycle are counted
+   over this phase too.
+5. Same run, for scale: how long one ``qacct -j`` (what the backend ran per
+   cycle before, parsing the whole file) takes on the cell's file now.
 
 The backend runs with its defaults (qstat every 1 s; the accounting file read
 every 0.2 s while jobs run). The cell should flush accounting at once
 (``scripts/sge/start.sh`` sets ``accounting_flush_time=00:00:00``).
 
 Targets: >= 80 % of plain qsub's rate; <= 2 scheduler commands per poll cycle
-with 1,000 jobs tracked; final states <= 2 s after the scheduler's (p95).
+with 1,000 jobs tracked; final states <= 2 s after the scheduler's (every one).
 
     .venv/bin/python bench/bench_sge.py [--jobs 1000] [--concurrency 8]
 """
@@ -33,6 +38,7 @@ import anyio
 
 from gantry.backends.base import BackendContext, JobSubmission, StatusReport
 from gantry.backends.sge import SgeBackend
+from gantry.backends.sge.accounting import AccountingFile, default_path
 
 SPEC = "date +%s.%N\n"
 
@@ -54,6 +60,23 @@ async def baseline(jobs: int, concurrency: int, data_dir: Path) -> tuple[float, 
         for i in range(jobs):
             tg.start_soon(one, i)
     return jobs / (time.monotonic() - started), refs
+
+
+async def watch_records(seen: dict[str, float]) -> None:
+    """When each record first appears in the accounting file (every 50 ms)."""
+    reader = AccountingFile(default_path())
+    reader.start()
+    while True:
+        now = time.time()
+        for job in reader.read():
+            seen.setdefault(job.job_id, now)
+        await anyio.sleep(0.05)
+
+
+def spread(delays: list[float]) -> str:
+    delays = sorted(delays)
+    p95 = delays[int(0.95 * (len(delays) - 1))]
+    return f"p50 {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {delays[-1]:.2f} s"
 
 
 async def bench(jobs: int, concurrency: int) -> bool:
@@ -79,7 +102,9 @@ async def bench(jobs: int, concurrency: int) -> bool:
             stdout_path=data / "logs" / f"{made}.out", stderr_path=data / "logs" / f"{made}.err",
         )  # fmt: skip
 
+    seen: dict[str, float] = {}
     async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_records, seen)
         await tg.start(backend.run)
         gate = await backend.submit(job("true", sge_args="-h"), [])
         slots = anyio.Semaphore(concurrency)
@@ -117,8 +142,11 @@ async def bench(jobs: int, concurrency: int) -> bool:
     for ref in refs:
         out = (data / "logs" / f"{refs[ref]}.out").read_text().split()
         delays.append(ended[ref] - float(out[-1]))
-    delays.sort()
-    p95 = delays[int(0.95 * (len(delays) - 1))]
+    after_record = [ended[r] - seen[r] for r in refs if r in seen]
+    started = time.monotonic()
+    qacct = await anyio.run_process(["qacct", "-j"], check=False)
+    qacct_seconds = time.monotonic() - started
+    records = qacct.stdout.count(b"\njobnumber")
     ratio = rate / base_rate
     print(f"plain qsub: {base_rate:.1f}/s; through SgeBackend.submit: {rate:.1f}/s "
           f"({100 * ratio:.0f} %, target >= 80 %)")  # fmt: skip
@@ -127,10 +155,13 @@ async def bench(jobs: int, concurrency: int) -> bool:
     print(f"poll while they ran and ended: {end_cycles} cycles, {end_per_cycle:.2f} "
           f"commands/cycle, max over the run {stats.max_commands_per_cycle} (target <= 2); "
           f"{backend.reads} reads of the accounting file alone")  # fmt: skip
-    print(f"final state after the job's end: p50 {statistics.median(delays):.2f} s, "
-          f"p95 {p95:.2f} s, max {delays[-1]:.2f} s (target p95 <= 2 s)")  # fmt: skip
+    print(f"final state after the job's own end: {spread(delays)}")
+    print(f"final state after SGE's record ({len(after_record)} seen): {spread(after_record)}"
+          " (target <= 2 s)")  # fmt: skip
+    print(f"one qacct -j over the cell's {records} records: {qacct_seconds:.2f} s")
     print(f"qsub/qstat/qacct calls: {dict(backend.commands.counts)}")
-    return ratio >= 0.8 and stats.max_commands_per_cycle <= 2 and p95 <= 2.0
+    in_time = len(after_record) == jobs and max(after_record) <= 2.0
+    return ratio >= 0.8 and stats.max_commands_per_cycle <= 2 and in_time
 
 
 def main() -> None:
