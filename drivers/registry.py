@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib.metadata import (
     EntryPoint,
     PackageNotFoundError,
+    distribution,
     entry_points,
     packages_distributions,
     version,
@@ -65,6 +66,27 @@ def _distributions() -> Mapping[str, list[str]]:
     return packages_distributions()
 
 
+@functools.cache
+def _package_of(top: str) -> str | None:
+    """The distribution holding top-level module ``top``.
+
+    The one named like it (``tomato_x`` -> ``tomato-x``) is asked first: one
+    metadata read, where the scan of every distribution costs 0.1-0.3 s of
+    CPU at a server's first instrument job. The scan decides otherwise.
+    """
+    for name in dict.fromkeys((top.replace("_", "-"), top)):
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        declared = (dist.read_text("top_level.txt") or "").split()
+        inferred = {f.parts[0].removesuffix(".py") for f in dist.files or ()}
+        if top in declared or top in inferred:
+            return str(dist.metadata["Name"])
+    dists = _distributions().get(top, [])
+    return dists[0] if dists else None
+
+
 def driver_software(cls: type[ModelInterface_2_0]) -> dict[str, str | None]:
     """What a driver class is, for provenance: its module, package and versions.
 
@@ -75,8 +97,7 @@ def driver_software(cls: type[ModelInterface_2_0]) -> dict[str, str | None]:
     """
     module = str(getattr(cls, "tomato_module", cls.__module__))
     interface = str(getattr(cls, "tomato_version", cls.version))
-    dists = _distributions().get(module.partition(".")[0], [])
-    package = dists[0] if dists else None
+    package = _package_of(module.partition(".")[0])
     try:
         installed = version(package) if package else None
     except PackageNotFoundError:
