@@ -53,7 +53,8 @@ function showData(job) {
   stopData();
   // Nothing is stored before the job runs; follow=true waits for it.
   const waiting = job.state === "queued" || job.state === "submitted";
-  data = { id: job.id, follower: followData($("#plots"), job.id, status), waiting };
+  const names = [...new Set(job.payload.method.map((task) => task.component_role))];
+  data = { id: job.id, follower: followData($("#plots"), job.id, names, status), waiting };
   if (waiting) status("the job has not started: its data shows here as it is taken");
 }
 

@@ -25,10 +25,11 @@ function loadUPlot() {
 }
 
 /**
- * Follow job `id`'s data into `root` until `stop()`. `status(text)` reports
- * progress. Returns {stop, stats()}; stats are what the bench reads.
+ * Follow job `id`'s data (its roles: `names`) into `root` until `stop()`.
+ * `status(text)` reports progress. Returns {stop, stats()}; stats are what
+ * the bench reads.
  */
-export function followData(root, id, status) {
+export function followData(root, id, names, status) {
   const roles = new Map(); // role -> Role
   const state = { source: null, timer: 0, stopped: false, ended: false, t0: null, frame: 0 };
   const seen = new IntersectionObserver((entries) => {
@@ -86,11 +87,11 @@ export function followData(root, id, status) {
   }
 
   function connect() {
-    // After a lost connection: from the role that has the fewest samples;
-    // samples a role already has are skipped by their offset.
-    const from = Math.min(...[...roles.values()].map((r) => r.count), Infinity);
-    const offset = Number.isFinite(from) ? from : 0;
-    const source = new EventSource(streamUrl(`jobs/${id}/data`, { follow: "true", offset }));
+    // After a lost connection: from the role that has the fewest samples (a
+    // role not seen yet has none); samples a role already has are skipped.
+    const offset = Math.min(...names.map((name) => roles.get(name)?.count ?? 0), Infinity);
+    const params = { follow: "true", offset: Number.isFinite(offset) ? offset : 0 };
+    const source = new EventSource(streamUrl(`jobs/${id}/data`, params));
     state.source = source;
     status(state.ended ? "" : "following the data live…");
     source.addEventListener("data", (e) => {
