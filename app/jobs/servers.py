@@ -195,7 +195,10 @@ class Membership:
             if job_id in engine.jobs:
                 await engine.cancel(job_id, reason)
         await self._foreign_dependencies(engine)
-        self._publish(engine, await anyio.to_thread.run_sync(self._new_events))
+        if engine.hub.subscriber_count:
+            self._publish(engine, await anyio.to_thread.run_sync(self._new_events))
+        else:  # nobody streams here: a stream that starts reads its backlog itself
+            self._events_after = None
 
     def _gone(self, other: owners.ServerRow) -> bool:
         """Certainly dead: on this machine, and its process is not there."""
@@ -251,7 +254,10 @@ class Membership:
 
     def _new_events(self) -> list[dict[str, Any]]:
         """Events of jobs other servers own, committed since the last look."""
-        after = self._events_after or 0
+        if self._events_after is None:
+            with self.database.connect() as conn:
+                self._events_after = conn.execute(select(func.max(event_t.c.id))).scalar() or 0
+        after = self._events_after
         query = (
             select(event_t)
             .join(job_t, job_t.c.id == event_t.c.job_id)

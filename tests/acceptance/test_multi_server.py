@@ -10,7 +10,9 @@ and a second server on one SQLite file refused.
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +173,15 @@ def test_kill_9_of_one_of_three_servers_runs_nothing_twice(
         client.close()
 
 
+def stream_states(proc: ServerProcess, job_id: int, seen: list[str]) -> None:
+    """A job's events as SSE (``follow=true``) until its end, through ``proc``."""
+    url = f"{proc.url}/api/v1/jobs/{job_id}/events"
+    with httpx.stream("GET", url, params={"follow": "true"}, timeout=60) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:])["to_state"])
+
+
 def test_cancel_logs_and_dependencies_through_a_server_that_does_not_own_the_job(
     trio: list[ServerProcess], tmp_path: Path
 ) -> None:
@@ -185,6 +196,10 @@ def test_cancel_logs_and_dependencies_through_a_server_that_does_not_own_the_job
         while "hello" not in other.get(f"/api/v1/jobs/{job}/logs").text:
             assert time.monotonic() < deadline, "the log never showed through another server"
             time.sleep(0.1)
+        # A third server streams the job's events live, from its owner's commits.
+        seen: list[str] = []
+        streaming = threading.Thread(target=stream_states, args=(trio[1], job, seen))
+        streaming.start()
         # Dependencies across servers: one that completes releases, one cancelled dooms.
         quick = owner.post("/api/v1/jobs", json={"name": "quick", "spec": "true"}).json()["id"]
         after = [{"name": f"after_{d}", "spec": "true", "depends_on": [d]} for d in (quick, job)]
@@ -196,6 +211,8 @@ def test_cancel_logs_and_dependencies_through_a_server_that_does_not_own_the_job
             assert time.monotonic() < deadline, f"not cancelled through another server: {state}"
             time.sleep(0.1)
         assert other.post(f"/api/v1/jobs/{job}/cancel").status_code == 409
+        streaming.join(timeout=30)
+        assert seen[-2:] == ["cancelling", "cancelled"], seen
         ended = wait_ended(other, [released, doomed])
         assert ended[released]["state"] == "completed"
         assert ended[doomed]["state"] == "cancelled"
