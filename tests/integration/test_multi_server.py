@@ -173,3 +173,30 @@ def test_two_claims_of_the_same_rows_at_once_split_them(
         again = owners.claim(conn, "me", attempts)
     engine.dispose()
     assert again.claimed == set() and again.lost == set(ids)
+
+
+def test_jobs_bound_to_a_machine_move_only_to_a_server_on_its_host(
+    postgres: postgres_cluster.Cluster,
+) -> None:
+    from gantry import db
+
+    url = postgres.new_database()
+    db.upgrade(url)
+    for backend in ("local", "slurm"):
+        sql(
+            url,
+            "INSERT INTO job (name, kind, backend, options, env, inputs, outputs, tags, warnings,"
+            " priority, max_retries, retry_delay, state, attempt, in_flight, created_at,"
+            " updated_at, owner) VALUES (:name, 'command', :backend, '{}', '{}', '[]', '[]',"
+            " '[]', '[]', 0, 0, 1, 'running', 1, false, now(), now(), 'dead')",
+            name=backend,
+            backend=backend,
+        )
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        elsewhere = owners.take_jobs(conn, "far", "dead", host_bound=("local",), same_host=False)
+        here = owners.take_jobs(conn, "near", "dead", host_bound=("local",), same_host=True)
+    engine.dispose()
+    names = {row[0]: row[1] for row in sql(url, "SELECT id, backend FROM job")}
+    assert [names[i] for i in elsewhere] == ["slurm"]
+    assert [names[i] for i in here] == ["local"]
