@@ -1,4 +1,4 @@
-"""``gantry export``: an instrument job's data as a file (NetCDF or CSV).
+"""``gantry export``: an instrument job's data as NetCDF or CSV, or a job's RO-Crate.
 
 Each kind of file is a source of byte chunks from the client; writing them
 is shared with ``gantry data``.
@@ -61,16 +61,35 @@ def export(
         Opt(
             "--output",
             "-o",
-            help="The file to write (default: job-ID.nc or job-ID.csv); - for stdout.",
+            help="The file to write (default: job-ID.nc, .csv or -crate.zip); - for stdout.",
         ),
     ] = None,
+    crate: Annotated[
+        bool,
+        Opt(
+            "--crate", help="An RO-Crate zip of the ended job and its chain (docs/fair-export.md)."
+        ),
+    ] = False,
+    chain: Annotated[
+        bool, Opt("--chain/--no-chain", help="With --crate: the jobs before and after it too.")
+    ] = True,
+    license_: Annotated[
+        str | None, Opt("--license", help="With --crate: the data's licence, SPDX id or URL.")
+    ] = None,
 ) -> None:
-    """Write an instrument job's data to a file: NetCDF (a group per role) or CSV."""
+    """Write a job's data to a file: NetCDF (a group per role), CSV, or an RO-Crate."""
+    runtime: Runtime = ctx.obj
+    if crate:
+        if role is not None:
+            raise CliError("--crate holds every role: leave out --role", USAGE)
+        with runtime.client() as api:
+            chunks = api.download_crate(job_id, chain=chain, license=license_)
+            save(chunks, output or Path(f"job-{job_id}-crate.zip"))
+        return
     if format_ not in SUFFIXES:
         raise CliError(f"--format {format_!r} is unknown: use {' or '.join(SUFFIXES)}", USAGE)
     kind: Format = "csv" if format_ == "csv" else "netcdf"
     target = output or Path(f"job-{job_id}{SUFFIXES[kind]}")
-    runtime: Runtime = ctx.obj
     with runtime.client() as api:
         save(api.download(job_id, kind, role=role), target)
 
