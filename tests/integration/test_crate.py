@@ -439,3 +439,39 @@ def test_driver_software_names_the_package_that_ran_even_through_the_tomato_adap
         "https://github.com/dgbowl/tomato-example-counter/"
     )
     assert package_url("no-such-package") is None
+
+
+def test_gantry_export_crate_writes_the_zip_or_says_why_not(tmp_path: Path) -> None:
+    """The real CLI against a real `gantry serve`, each its own process."""
+    import subprocess
+
+    from tests.acceptance.server import GANTRY, ServerProcess, clean_env
+
+    server = ServerProcess(tmp_path)
+    server.start()
+
+    def gantry(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [GANTRY, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=clean_env(GANTRY_URL=server.url),
+        )
+
+    try:
+        done = gantry("submit", "--wait", "--", "echo", "hello")
+        assert done.returncode == 0, done.stderr
+        job_id = done.stdout.strip()
+        made = gantry("export", job_id, "--crate", "--license", "MIT")
+        assert made.returncode == 0, made.stderr
+        with zipfile.ZipFile(tmp_path / f"job-{job_id}-crate.zip") as zf:
+            g = graph(zf)
+            assert g["./"]["license"] == {"@id": "https://spdx.org/licenses/MIT"}
+            assert zf.read(f"job-{job_id}/stdout.log") == b"hello\n"
+        missing = gantry("export", "999", "--crate")
+        assert missing.returncode != 0 and "job 999 does not exist" in missing.stderr
+        assert not (tmp_path / "job-999-crate.zip").exists()
+    finally:
+        server.stop()
