@@ -21,7 +21,7 @@ from pathlib import Path
 from gantry.backends.sge.parsing import SgeJob, parse_accounting_line
 
 #: Records kept for jobs not (yet) tracked: a job can end before its qsub returns.
-KEEP_UNCLAIMED = 20_000
+KEEP_UNCLAIMED = 5_000
 
 
 def default_path(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path:

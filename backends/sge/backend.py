@@ -191,14 +191,16 @@ class SgeBackend(SchedulerBackend):
                 log.exception("SGE poll cycle failed; polling goes on")
 
     async def _read_loop(self) -> None:
+        # Idle, it still reads every poll_interval: the offset stays near the end, so
+        # no read has much to parse.
         while True:
             busy = self._early or any(w.busy for w in self._tracked.values())
-            await anyio.sleep(self.settings.fast_poll_interval if busy else 1.0)
-            if self._tracked:
-                try:
-                    await self.read_once()
-                except Exception:
-                    log.exception("reading SGE's accounting file failed; reading goes on")
+            settings = self.settings
+            await anyio.sleep(settings.fast_poll_interval if busy else settings.poll_interval)
+            try:
+                await self.read_once()
+            except Exception:
+                log.exception("reading SGE's accounting file failed; reading goes on")
 
     async def read_once(self) -> None:
         """The accounting file's new records: the ends of tracked jobs, reported."""
