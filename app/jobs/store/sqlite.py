@@ -1,10 +1,12 @@
-"""The fast path of bulk inserts: ids handed out here, rows by plain executemany.
+"""The fast path of bulk inserts: ids handed out first, rows by plain executemany.
 
 On SQLite the server's single writer (gantry.jobs.writer) is the only one
 inserting jobs and events, so ids can be handed out here and the rows
 inserted with one plain DBAPI executemany: SQLAlchemy's RETURNING path
 builds and compiles multi-row statements and was half the cost of a batch
-submit. Elsewhere (PostgreSQL) the sequence hands out ids via RETURNING.
+submit. On PostgreSQL (several servers insert at once) the table's sequence
+hands the ids out in one query, then the same plain executemany (psycopg
+pipelines it) inserts the rows: a third of the client CPU of RETURNING.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
+
+#: The DBAPI's placeholder, for the dialects with a plain executemany path.
+_MARK = {"sqlite": "?", "postgresql": "%s"}
 
 
 def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> list[int]:
@@ -26,21 +31,32 @@ def bulk_insert(conn: Connection, table: Table, columns: Mapping[str, Sequence[A
     count = len(values[0])
     if not count:
         return []
-    if conn.dialect.name != "sqlite":
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        ids: Sequence[int] = [
+            row[0]
+            for row in conn.exec_driver_sql(
+                f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id'))"
+                f" FROM generate_series(1, {int(count)})"
+            )
+        ]
+    elif dialect == "sqlite":
+        last = conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar()
+        ids = range(int(last or 0) + 1, int(last or 0) + 1 + count)
+    else:
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
         return [row.id for row in conn.execute(stmt, rows)]
-    last = conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar()
-    ids = range(int(last or 0) + 1, int(last or 0) + 1 + count)
     # The columns' own bind processors (JSON, UTC datetimes, booleans), applied
     # column by column with C-level maps: no Python frame per row.
     processed: list[Sequence[Any]] = [ids]
     for name, column in zip(names, values, strict=True):
         process = table.c[name].type._cached_bind_processor(conn.dialect)
         processed.append(column if process is None else converted(process, column))
-    marks = ", ".join("?" * (len(names) + 1))
+    marks = ", ".join([_MARK[dialect]] * (len(names) + 1))
+    quote = conn.dialect.identifier_preparer.quote  # "array" is a keyword in PostgreSQL
     conn.exec_driver_sql(
-        f"INSERT INTO {table.name} (id, {', '.join(names)}) VALUES ({marks})",
+        f"INSERT INTO {table.name} (id, {', '.join(map(quote, names))}) VALUES ({marks})",
         list(zip(*processed, strict=True)),
     )
     return list(ids)
@@ -52,10 +68,11 @@ def insert_plain(
     """Rows (tuples in ``columns`` order) of plain integer/text columns."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    mark = _MARK.get(conn.dialect.name)
+    if mark is None:
         conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    names, marks = ", ".join(columns), ", ".join("?" * len(columns))
+    names, marks = ", ".join(columns), ", ".join([mark] * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
