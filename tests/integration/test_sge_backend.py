@@ -201,3 +201,17 @@ async def test_an_array_sge_cannot_run_fails_naming_the_backend(
         job = await submit(client, spec="true", array="1-3,10", working_dir=str(tmp_path))
         failed = await wait_state(client, job["id"], "failed", "completed", timeout=30)
     assert "backend 'sge' cannot run array '1-3,10'" in failed["reason"]
+
+
+async def test_an_adopted_job_that_ended_before_the_restart_is_found_by_qacct(cell: Cell) -> None:
+    job = cell.job("exit 3")
+    first = Reports()
+    async with running(cell.backend(first)) as backend:
+        ref = await backend.submit(job, [])
+        await first.final(ref)  # ended, and in the accounting file
+    reports = Reports()
+    async with running(cell.backend(reports)) as again:  # its reader starts at the file's end
+        await again.adopt(job, ref)
+        final = await reports.final(ref)
+        qacct = again.commands.counts["qacct"]
+    assert final.status is S.FAILED and final.exit_code == 3 and qacct == 1
