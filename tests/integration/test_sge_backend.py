@@ -215,3 +215,13 @@ async def test_an_adopted_job_that_ended_before_the_restart_is_found_by_qacct(ce
         final = await reports.final(ref)
         qacct = again.commands.counts["qacct"]
     assert final.status is S.FAILED and final.exit_code == 3 and qacct == 1
+
+
+async def test_without_the_accounting_file_ends_come_from_qacct(cell: Cell) -> None:
+    reports = Reports()
+    backend = cell.backend(reports, accounting_file="/nonexistent/common/accounting")
+    async with running(backend):
+        ref = await backend.submit(cell.job("echo hi"), [])
+        final = await reports.final(ref)
+    assert final.status is S.COMPLETED and backend.commands.counts["qacct"] >= 1
+    assert backend.poll_stats.max_commands_per_cycle <= 2
