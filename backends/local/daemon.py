@@ -40,8 +40,9 @@ import time
 IDLE_SECONDS = 10.0
 PACKET = 1 << 20  # the largest message (a job's environment rides in it)
 BUFFER = 4 << 20
-# What a child must not inherit from us (as subprocess resets): default dispositions.
-_RESET = tuple(
+# Dispositions a child inherits if its parent ignores them (Python ignores
+# SIGPIPE and SIGXFSZ): put back to default, as subprocess does.
+RESET_SIGNALS = tuple(
     getattr(signal, name)
     for name in (
         "SIGPIPE",
@@ -188,7 +189,7 @@ class Supervisor:
                         for target, fd in enumerate((self.devnull, out, err))
                     ],
                     setsid=True,
-                    setsigdef=_RESET,
+                    setsigdef=RESET_SIGNALS,
                     setsigmask=(),
                 )
             finally:

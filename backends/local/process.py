@@ -1,6 +1,10 @@
 """Starting, recognising and signalling a job's supervisor: a few lines of sh.
 
-The supervisor is the job's session leader. It records its pid, runs
+The fallback of the machine's job supervisor (:mod:`gantry.backends.local.daemon`),
+used when that cannot be started, and what jobs of older servers run under;
+recognising a job's process covers both.
+
+This supervisor is the job's session leader. It records its pid, runs
 ``bash <key>.sh`` in the foreground, and records the exit code, so the job
 outlives the server and a later server learns how it ended. It traps
 TERM/INT/HUP: a TERM to the job's process group kills the job (traps are reset
@@ -30,6 +34,8 @@ import signal
 import time
 from collections.abc import Mapping
 
+from gantry.backends.local.daemon import RESET_SIGNALS
+
 # $1 file base (runs/<key>), $2 bash, $3 working dir; stdout and stderr are the
 # job's logs already. A signal that came before the job started (its group had
 # no job yet) stops it from starting, with the code the job would have had.
@@ -52,23 +58,6 @@ kill -TERM 0
 SUPERVISOR_NAME = "gantry-supervisor"  # its $0, so `ps` says what it is
 # A start time is known to a clock tick (10 ms), a file's mtime to the kernel's tick.
 _CLOCK_SLACK = 0.5
-
-# Dispositions a child inherits if the server ignores them (Python ignores
-# SIGPIPE and SIGXFSZ): put back to default, as subprocess does.
-_RESET_SIGNALS = (
-    signal.SIGPIPE,
-    signal.SIGXFSZ,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGTERM,
-    signal.SIGCHLD,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGTSTP,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-)
 
 
 def find_shells() -> tuple[str, str]:
@@ -98,7 +87,7 @@ def spawn_supervisor(
         env,
         file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)],
         setsid=True,
-        setsigdef=_RESET_SIGNALS,
+        setsigdef=RESET_SIGNALS,
         setsigmask=(),
     )
 
