@@ -263,6 +263,14 @@ class Backend(ABC):
         """
         return dict(options)
 
+    def validate_array(self, array: ArraySpec, spec: str) -> None:
+        """Check, before the job is stored, that this backend can run ``array``.
+
+        Called only if ``supports_arrays``, with the job's script. Raise
+        ``ValueError`` naming the backend, what it cannot do and the fix (SGE,
+        say, runs one stepped range of task ids). The default accepts any array.
+        """
+
     async def validate_payload(self, payload: Any) -> dict[str, Any]:
         """Check a job's payload before the job is stored; return it as JSON to store.
 

@@ -235,9 +235,14 @@ def _checked_array(
     if req.max_retries:
         raise SubmissionError(where, "an array job cannot be retried: give max_retries 0")
     try:
-        return parse_array(text, catalog.max_array_tasks).text
+        array = parse_array(text, catalog.max_array_tasks)
     except ArraySpecError as exc:
         raise SubmissionError(where, str(exc)) from None
+    try:  # what this backend's scheduler can run (SGE: one stepped range)
+        catalog.running[backend].validate_array(array, req.spec or "")
+    except ValueError as exc:
+        raise SubmissionError(where, str(exc)) from None
+    return array.text
 
 
 async def build_jobs(

@@ -14,6 +14,7 @@ import anyio.to_thread
 from anyio.abc import TaskStatus
 
 from gantry.backends.base import (
+    ArraySpec,
     BackendContext,
     BackendError,
     BackendStatus,
@@ -31,6 +32,7 @@ from gantry.backends.sge.submission import (
     OPTION_DEFAULTS,
     job_script,
     normalise_options,
+    own_shebang,
     qsub_argv,
     qsub_environment,
     task_range,
@@ -68,6 +70,9 @@ class SgeBackend(SchedulerBackend):
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         return normalise_options(options)
+
+    def validate_array(self, array: ArraySpec, spec: str) -> None:
+        own_shebang(spec, task_range(array))
 
     def hold(self, job: JobSubmission) -> str | None:
         # Jobs stay queued (with this reason) while qmaster is down; run() wakes

@@ -106,6 +106,19 @@ def task_range(spec: ArraySpec) -> TaskRange:
     return TaskRange(first + offset, last + offset, step, offset)
 
 
+def own_shebang(spec: str, tasks: TaskRange | None) -> bool:
+    """Whether ``spec`` runs as it is (its own non-bash ``#!``); ValueError if
+    it is an array's script that must map SGE's task ids back and cannot."""
+    if not (spec.startswith("#!") and "bash" not in spec.partition("\n")[0]):
+        return False
+    if tasks is not None and tasks.offset:
+        raise ValueError(
+            "backend 'sge': an array from index 0 needs a bash script (SGE numbers"
+            " tasks from 1 and the script maps them back): drop the #! line or start at 1"
+        )
+    return True
+
+
 def qsub_argv(
     job: JobSubmission,
     options: Mapping[str, Any],
@@ -179,12 +192,7 @@ def job_script(
     cancelled. An array's task gets its index as ``GANTRY_ARRAY_INDEX``.
     A spec with its own non-bash shebang runs as it is (no guard, no index).
     """
-    if spec.startswith("#!") and "bash" not in spec.partition("\n")[0]:
-        if tasks is not None and tasks.offset:
-            raise ValueError(
-                "backend 'sge': an array from index 0 needs a bash script (SGE numbers"
-                " tasks from 1 and the script maps them back): drop the #! line or start at 1"
-            )
+    if own_shebang(spec, tasks):
         return spec
     body = spec.partition("\n")[2] if spec.startswith("#!") else spec
     ends = shlex.quote(ends_dir)

@@ -194,13 +194,19 @@ async def test_an_sge_array_task_fails_its_array_and_dependent_and_one_task_canc
     assert ended["reason"] == "1 of 3 tasks cancelled"
 
 
-async def test_an_array_sge_cannot_run_fails_naming_the_backend(
+async def test_an_array_sge_cannot_run_is_refused_naming_the_backend(
     server: Callable[..., Any], tmp_path: Path
 ) -> None:
+    cases = [("true", "1-3,10"), ("#!/usr/bin/env python3\nprint(1)", "0-3")]
     async with server() as (client, _):
-        job = await submit(client, spec="true", array="1-3,10", working_dir=str(tmp_path))
-        failed = await wait_state(client, job["id"], "failed", "completed", timeout=30)
-    assert "backend 'sge' cannot run array '1-3,10'" in failed["reason"]
+        for spec, array in cases:
+            body = {"spec": spec, "array": array, "working_dir": str(tmp_path)}
+            response = await client.post(f"{API}/jobs", json=body)
+            assert response.status_code == 422, response.text
+            [error] = response.json()["detail"]
+            assert error["loc"][-1] == "array" and "backend 'sge'" in error["msg"], error
+        listed = (await client.get(f"{API}/jobs")).json()["items"]
+    assert listed == []  # nothing stored
 
 
 async def test_an_adopted_job_that_ended_before_the_restart_is_found_by_qacct(cell: Cell) -> None:
