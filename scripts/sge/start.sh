@@ -22,19 +22,9 @@ export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 COMMON=$SGE_ROOT/$SGE_CELL/common
 SPOOL=/var/spool/gridengine
 HOST=$(hostname)
-T0=$SECONDS
-
-say() { printf '[sge-start %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
-die() { printf '[sge-start] ERROR: %s\n' "$*" >&2; exit 1; }
-wait_for() {
-    local what=$1 deadline=$((SECONDS + TIMEOUT))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-    say "$what"
-}
+STEP=sge-start
+# shellcheck source=../lib/steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/steps.sh"
 # shellcheck source=../lib/daemons.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemons.sh"
 

@@ -5,9 +5,10 @@
 set -euo pipefail
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 SPOOL=/var/spool/gridengine
-T0=$SECONDS
-say() { printf '[sge-stop %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
-[[ $(id -u) == 0 ]] || { echo "[sge-stop] ERROR: run as root" >&2; exit 1; }
+STEP=sge-stop
+# shellcheck source=../lib/steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/steps.sh"
+[[ $(id -u) == 0 ]] || die "run as root"
 
 # shellcheck source=../lib/daemons.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemons.sh"

@@ -19,22 +19,9 @@ LOGS=/var/log/slurm
 STATE=/var/lib/slurm
 DB_SOCKET=/run/mysqld/mysqld.sock
 DB_PIDFILE=/run/mysqld/mysqld.pid
-T0=$SECONDS
-
-say() { printf '[slurm-start %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
-die() { printf '[slurm-start] ERROR: %s\n' "$*" >&2; exit 1; }
-
-# wait_for DESCRIPTION COMMAND...: run COMMAND until it succeeds, at most $TIMEOUT s.
-wait_for() {
-    local what=$1 deadline=$((SECONDS + TIMEOUT))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-    say "$what"
-}
-
+STEP=slurm-start
+# shellcheck source=../lib/steps.sh
+source "$HERE/../lib/steps.sh"
 # shellcheck source=../lib/daemons.sh
 source "$HERE/../lib/daemons.sh"
 

@@ -5,10 +5,11 @@
 set -euo pipefail
 
 RUN=/run/slurm
-T0=$SECONDS
-say() { printf '[slurm-stop %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
+STEP=slurm-stop
+# shellcheck source=../lib/steps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/steps.sh"
 
-[[ $(id -u) == 0 ]] || { echo "[slurm-stop] ERROR: run as root" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || die "run as root"
 
 # shellcheck source=../lib/daemons.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemons.sh"
