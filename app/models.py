@@ -50,6 +50,8 @@ class Job(SQLModel, table=True):
     priority: int = 0
     #: an array job: its tasks, in Slurm's --array syntax (gantry.jobs.arrays)
     array: str | None = Field(default=None, sa_column=Column(Text))
+    #: the name of the API token that submitted it (None: a server without tokens)
+    submitted_by: str | None = Field(default=None, max_length=100)
     state: str = Field(default="queued", max_length=16)
     reason: str | None = Field(default=None, sa_column=Column(Text))
     backend_ref: str | None = Field(default=None, max_length=128)

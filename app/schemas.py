@@ -191,6 +191,9 @@ class JobDetail(JobPublic):
     payload: dict[str, Any] | None = None
     env: dict[str, str]
     depends_on: list[int]
+    submitted_by: str | None = Field(
+        default=None, description="The name of the API token that submitted it (null: no tokens)."
+    )
 
 
 class JobAccounting(BaseModel):

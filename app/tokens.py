@@ -78,12 +78,22 @@ def list_tokens(conn: Connection) -> list[TokenInfo]:
     ]
 
 
-def active_hashes(conn: Connection) -> dict[str, frozenset[str]]:
-    """secret hash -> scopes held, for every token not revoked."""
+@dataclass(frozen=True, slots=True)
+class ActiveToken:
+    """What the API needs of a token not revoked: its name and the scopes it holds."""
+
+    name: str
+    scopes: frozenset[str]
+
+
+def active_hashes(conn: Connection) -> dict[str, ActiveToken]:
+    """secret hash -> the token, for every token not revoked."""
     rows = conn.execute(
-        select(token_t.c.secret_hash, token_t.c.scopes).where(token_t.c.revoked_at.is_(None))
+        select(token_t.c.secret_hash, token_t.c.name, token_t.c.scopes).where(
+            token_t.c.revoked_at.is_(None)
+        )
     )
-    return {row.secret_hash: implied(list(row.scopes)) for row in rows}
+    return {row.secret_hash: ActiveToken(row.name, implied(list(row.scopes))) for row in rows}
 
 
 def any_token_made(conn: Connection) -> bool:

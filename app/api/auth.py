@@ -18,7 +18,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
-from gantry.tokens import active_hashes, any_token_made, digest
+from gantry.tokens import ActiveToken, active_hashes, any_token_made, digest
 
 REFRESH = 2.0
 
@@ -29,16 +29,16 @@ class TokenCache:
     def __init__(self, database: Database, *, always_required: bool) -> None:
         self._database = database
         self._always = always_required
-        self._hashes: dict[str, frozenset[str]] = {}
+        self._hashes: dict[str, ActiveToken] = {}
         self._required = always_required
         self._loaded_at = float("-inf")
         self._lock = anyio.Lock()
 
-    def _load(self) -> tuple[dict[str, frozenset[str]], bool]:
+    def _load(self) -> tuple[dict[str, ActiveToken], bool]:
         with self._database.connect() as conn:
             return active_hashes(conn), any_token_made(conn)
 
-    async def current(self) -> dict[str, frozenset[str]]:
+    async def current(self) -> dict[str, ActiveToken]:
         """Active token hashes, re-read at most every ``REFRESH`` seconds."""
         if time.monotonic() - self._loaded_at > REFRESH:
             async with self._lock:
@@ -48,10 +48,11 @@ class TokenCache:
                     self._loaded_at = time.monotonic()
         return self._hashes
 
-    async def check(self, token: str | None, scope: str) -> None:
+    async def check(self, token: str | None, scope: str) -> str | None:
+        """The name of ``token`` if it may act in ``scope`` (None on an open server)."""
         hashes = await self.current()
         if not self._required:
-            return  # no token was ever made: an open, loopback-only server
+            return None  # no token was ever made: an open, loopback-only server
         if not token:
             raise HTTPException(
                 status_code=401,
@@ -59,20 +60,21 @@ class TokenCache:
                 "(CLI: set GANTRY_TOKEN); create one with `gantry token create`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        scopes = hashes.get(digest(token))
-        if scopes is None:
+        found = hashes.get(digest(token))
+        if found is None:
             raise HTTPException(
                 status_code=401,
                 detail="the API token is unknown or revoked: create a new one with "
                 "`gantry token create`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if scope not in scopes:
+        if scope not in found.scopes:
             raise HTTPException(
                 status_code=403,
                 detail=f"this token lacks the '{scope}' scope: use a token created with "
                 f"--scope {scope}",
             )
+        return found.name
 
 
 def require_for_method(read: str = "read", write: str = "submit") -> Any:
@@ -85,6 +87,17 @@ def require_for_method(read: str = "read", write: str = "submit") -> Any:
         token = credentials.credentials if credentials else request.query_params.get("access_token")
         scope = read if request.method in ("GET", "HEAD") else write
         cache: TokenCache = request.app.state.tokens
-        await cache.check(token, scope)
+        # Who acts, for what a request makes (a job's submitted_by).
+        request.state.token_name = await cache.check(token, scope)
 
     return Depends(check)
+
+
+def token_name(request: Request) -> str | None:
+    """The name of the request's token, once ``require_for_method`` checked it."""
+    name: str | None = getattr(request.state, "token_name", None)
+    return name
+
+
+#: A route's caller, by token name (None on a server without tokens).
+TokenNameDep = Annotated[str | None, Depends(token_name)]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # The rocrate library ships no type information.
 from rocrate.model.entity import Entity  # type: ignore[import-untyped]
@@ -76,6 +77,17 @@ class _Builder(CrateGraph):
                 "description": "The job service that ran the jobs and made this crate.",
                 "version": gantry_version() or "unknown",
                 "url": package_url("gantry") or self.api,
+            },
+        )
+
+    def submitter(self, token_name: str) -> Entity:
+        """Who submitted a job: gantry knows the API token's name, not a person."""
+        return self.entity(
+            f"#submitter-{quote(token_name, safe='')}",
+            {
+                "@type": "Person",
+                "name": token_name,
+                "description": f"whoever holds the API token {token_name!r} of this gantry server",
             },
         )
 
@@ -285,6 +297,8 @@ class _Builder(CrateGraph):
             "submitted at": iso(row.get("created_at")),
         }
         props["additionalProperty"] = self.values(f"#job-{job.id}", values)
+        if row.get("submitted_by"):
+            props["agent"] = self.submitter(row["submitted_by"])
         times = {"startTime": row.get("started_at"), "endTime": row.get("ended_at")}
         props |= {k: iso(v) for k, v in times.items() if v is not None}
         if row["state"] != "completed":

@@ -246,9 +246,17 @@ def _checked_array(
 
 
 async def build_jobs(
-    requests: Sequence[JobRequest], catalog: Catalog, default_dir: Path, *, batch: bool
+    requests: Sequence[JobRequest],
+    catalog: Catalog,
+    default_dir: Path,
+    *,
+    batch: bool,
+    submitted_by: str | None = None,
 ) -> list[NewJob]:
-    """Validate requests and turn them into :class:`NewJob`\\ s (all or none)."""
+    """Validate requests and turn them into :class:`NewJob`\\ s (all or none).
+
+    ``submitted_by``: the name of the API token that asked (kept with each job).
+    """
     jobs: list[NewJob] = []
     nodes: list[Node] = []
     dirs: dict[str, int] = {}
@@ -292,6 +300,7 @@ async def build_jobs(
                 max_retries=req.max_retries,
                 retry_delay=req.retry_delay,
                 array=array,
+                submitted_by=submitted_by,
                 after_ids=after_ids,
             )
         )

@@ -55,6 +55,8 @@ class JobSpec:
     retry_delay: float = DEFAULT_RETRY_DELAY
     #: an array job's tasks in Slurm's syntax (``0-99%10``), checked at submit
     array: str | None = None
+    #: the name of the API token that submitted it (None: a server without tokens)
+    submitted_by: str | None = None
 
 
 #: The columns of a job row that its spec gives.
@@ -93,4 +95,5 @@ def spec_of_row(row: Any) -> JobSpec:
         max_retries=row.get("max_retries", 0),
         retry_delay=row.get("retry_delay", DEFAULT_RETRY_DELAY),
         array=row.get("array"),
+        submitted_by=row.get("submitted_by"),
     )

@@ -17,11 +17,11 @@ from gantry.tokens import TokenError, create_token, implied, list_tokens, revoke
 from tests.fakes import FakeBackend
 
 
-def make_token(settings: Settings, *scopes: str) -> str:
+def make_token(settings: Settings, *scopes: str, name: str = "test") -> str:
     db.upgrade(settings.resolved_database_url)
     engine = create_engine(settings.resolved_database_url)
     with engine.begin() as conn:
-        _, token = create_token(conn, "test", list(scopes))
+        _, token = create_token(conn, name, list(scopes))
     engine.dispose()
     return token
 
@@ -66,6 +66,30 @@ async def test_every_endpoint_checks_the_token_and_its_scope(
         # EventSource cannot send headers: the query parameter works too
         query = await client.get("/api/v1/jobs", params={"access_token": read})
         assert query.status_code == 200
+
+
+async def test_a_job_records_the_name_of_the_token_that_submitted_it(
+    make_client: Callable[..., Any], settings: Settings
+) -> None:
+    lab = make_token(settings, "submit", name="lab bench 3")
+    robot = make_token(settings, "submit", name="robot")
+    async with make_client() as (client, _):
+        one = await client.post(
+            "/api/v1/jobs",
+            json={"name": "one", "spec": "true"},
+            headers={"Authorization": f"Bearer {lab}"},
+        )
+        assert one.status_code == 201, one.text
+        batch = await client.post(
+            "/api/v1/jobs/batch",
+            json={"jobs": [{"name": "a", "spec": "true"}, {"name": "b", "spec": "true"}]},
+            headers={"Authorization": f"Bearer {robot}"},
+        )
+        assert batch.status_code == 201, batch.text
+        ids = [one.json()["id"], *(j["id"] for j in batch.json()["jobs"])]
+        auth = {"Authorization": f"Bearer {lab}"}
+        shown = [(await client.get(f"/api/v1/jobs/{i}", headers=auth)).json() for i in ids]
+    assert [job["submitted_by"] for job in shown] == ["lab bench 3", "robot", "robot"]
 
 
 def test_tokens_are_hashed_revocable_and_scoped(tmp_path: Path) -> None:

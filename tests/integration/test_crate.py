@@ -475,3 +475,26 @@ def test_gantry_export_crate_writes_the_zip_or_says_why_not(tmp_path: Path) -> N
         assert not (tmp_path / "job-999-crate.zip").exists()
     finally:
         server.stop()
+
+
+def test_the_action_names_its_submitter_by_token_when_one_is_recorded(tmp_path: Path) -> None:
+    from gantry.export.chain import ExportJob
+    from gantry.export.crate import build_crate
+    from gantry.models import Job
+
+    def job(job_id: int, submitted_by: str | None) -> ExportJob:
+        row = Job(id=job_id, name=f"j{job_id}", backend="local", spec="true", state="completed")
+        row.submitted_by = submitted_by
+        return ExportJob(row=row.model_dump(), depends_on=[], events=[])
+
+    path = build_crate([job(1, "lab bench 3"), job(2, None)], 1, "http://127.0.0.1:1/api/v1")
+    try:
+        with zipfile.ZipFile(path) as zipped:
+            graph = json.loads(zipped.read("ro-crate-metadata.json"))["@graph"]
+    finally:
+        path.unlink()
+    by_id = {e["@id"]: e for e in graph}
+    agent = by_id["#job-1"]["agent"]["@id"]
+    assert by_id[agent]["@type"] == "Person" and by_id[agent]["name"] == "lab bench 3"
+    assert " " not in agent  # an IRI
+    assert "agent" not in by_id["#job-2"]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
+from gantry.api.auth import TokenNameDep
 from gantry.api.deps import CatalogDep, EngineDep, JobId, ReaderDep, SettingsDep
 from gantry.jobs.arrays import MAX_INDEX
 from gantry.jobs.errors import JobNotFound, SubmissionError
@@ -50,6 +51,7 @@ async def submit_job(
     job: JobCreate,
     engine: EngineDep,
     catalog: CatalogDep,
+    token_name: TokenNameDep,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> Response:
     """Submit one command job. Unsupported options are dropped; see ``warnings``.
@@ -57,7 +59,7 @@ async def submit_job(
     With an ``Idempotency-Key`` header, a retried request (same key, same body)
     returns the job the first one made instead of making another.
     """
-    new = await build_jobs([job], catalog, engine.work_dir, batch=False)
+    new = await build_jobs([job], catalog, engine.work_dir, batch=False, submitted_by=token_name)
     idempotency = None
     if idempotency_key is not None:
         digest = hashlib.sha256(job.model_dump_json().encode()).hexdigest()
@@ -79,7 +81,11 @@ async def submit_job(
 
 @router.post("/batch", status_code=201, response_model=JobBatchSubmitted)
 async def submit_batch(
-    batch: JobBatchCreate, engine: EngineDep, catalog: CatalogDep, settings: SettingsDep
+    batch: JobBatchCreate,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    token_name: TokenNameDep,
 ) -> JSONResponse:
     """Submit many jobs in one transaction: all are stored, or none.
 
@@ -91,7 +97,9 @@ async def submit_batch(
             ("jobs",),
             f"a batch holds at most {settings.max_batch_jobs} jobs: split it",
         )
-    new = await build_jobs(batch.jobs, catalog, engine.work_dir, batch=True)
+    new = await build_jobs(
+        batch.jobs, catalog, engine.work_dir, batch=True, submitted_by=token_name
+    )
     created = await engine.submit(new)
     warnings = [f"job {job.name}: {w}" for job in created.new for w in job.warnings]
     refs = [

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gantry.api.auth import TokenNameDep
 from gantry.api.deps import CatalogDep, EngineDep, ReaderDep, SettingsDep
 from gantry.jobs.errors import SubmissionError
 from gantry.jobs.service import build_jobs
@@ -104,6 +105,7 @@ async def run_workflow(
     catalog: CatalogDep,
     settings: SettingsDep,
     read: ReaderDep,
+    token_name: TokenNameDep,
 ) -> JSONResponse:
     """Run an uploaded gwf workflow: one batch of the targets that should run (as ``gwf run``).
 
@@ -136,7 +138,9 @@ async def run_workflow(
     }
     if not plan.jobs:
         return JSONResponse(body, status_code=200)
-    new = await build_jobs(_requests(plan), catalog, engine.work_dir, batch=True)
+    new = await build_jobs(
+        _requests(plan), catalog, engine.work_dir, batch=True, submitted_by=token_name
+    )
     created = await engine.submit(new)
     body["jobs"] = [
         {"id": job_id, "name": job.name, "backend": job.backend, "warnings": job.warnings}
