@@ -71,7 +71,6 @@ class LocalBackend(Backend):
         self._used_memory = 0
         self._unwatched: list[Run] = []  # adopted before run() started
         self._tg: TaskGroup | None = None
-        self._wake: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._devnull: int | None = None
         self._shell = self._bash = ""
@@ -100,7 +99,6 @@ class LocalBackend(Backend):
         self.limits  # noqa: B018 - a bad config fails the start, not the first job
         os.makedirs(self._runs_dir, exist_ok=True)
         self._shell, self._bash = find_shells()
-        self._wake = anyio.Event()
         self._stopped = anyio.Event()
         self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -112,7 +110,8 @@ class LocalBackend(Backend):
                 self._unwatched.clear()
                 tg.start_soon(watch_memory, self._running.values)
                 task_status.started()
-                await self._start_loop()
+                self._launch_ready()  # what was adopted before
+                await anyio.sleep_forever()
         finally:
             self._tg = None
             self._machine.close()
@@ -245,16 +244,10 @@ class LocalBackend(Backend):
         self._kick()
 
     def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    async def _start_loop(self) -> None:
-        """Start what fits whenever a job arrives or ends (no polling)."""
-        assert self._wake is not None
-        while True:
+        """Start what fits, whenever a job arrives or ends: in that very turn of the
+        loop, so a submitted job's start joins its submit's commit (before ``run``: then)."""
+        if self._tg is not None:
             self._launch_ready()
-            await self._wake.wait()
-            self._wake = anyio.Event()
 
     def _launch_ready(self) -> None:
         # Strictly in queue order: a big job at the head is not overtaken forever.
