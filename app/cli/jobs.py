@@ -124,6 +124,7 @@ def details(job: JobShown) -> Table:
         ("inputs", ", ".join(job.inputs) or "-"),
         ("outputs", ", ".join(job.outputs) or "-"),
         ("created", render.local_time(job.created_at)),
+        ("submitter", job.submitted_by or "-"),
         ("started", render.local_time(job.started_at)),
         ("ended", render.local_time(job.ended_at)),
         ("duration", render.duration(job)),
