@@ -157,6 +157,7 @@ function renderFields() {
     field("Attempt", `${job.attempt} of ${job.max_retries + 1}`),
     field("Priority", String(job.priority)),
     field("Created", fullTime(job.created_at)),
+    field("Submitter", job.submitted_by || none()),
     field("Started", fullTime(job.started_at) || none()),
     field("Ended", fullTime(job.ended_at) || none()),
     field("Duration", h("span", { id: "detail-duration" }, jobDuration(job) || "—")),
