@@ -9,6 +9,7 @@ their key and adopted, never submitted twice; every job completes once.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,12 @@ def test_kill_9_of_one_of_three_servers_with_slurm_jobs(
 ) -> None:
     need(slurm_running(), SLURM_HOW)
     url = postgres.new_database()
+    # Job ids start at 1 in every new database: a prefix of this run's own keeps a
+    # takeover's lookup by name from finding an earlier run's finished Slurm jobs.
+    prefix = f"gms{uuid.uuid4().hex[:8]}"
     trio = servers(tmp_path, url, 3, GANTRY_ENABLED_BACKENDS='["slurm"]',
-                   GANTRY_DEFAULT_BACKEND="slurm")  # fmt: skip
+                   GANTRY_DEFAULT_BACKEND="slurm",
+                   GANTRY_BACKEND__SLURM__JOB_NAME_PREFIX=prefix)  # fmt: skip
     start_all(trio)
     marks, work = tmp_path / "marks", tmp_path / "work"
     marks.mkdir()
